@@ -1,0 +1,44 @@
+"""Developer tasks. ``nox`` runs lint, typecheck and tests (the CI command)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = ["3.11"]
+TOOLS = ["ruff==0.17.6", "mypy==2.4.1"]
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff==0.17.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test]", *TOOLS, "nox")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "not browser", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def browser(session: nox.Session) -> None:
+    """The web demo in headless Chromium (needs Debian's chromium; .ci/run installs it)."""
+    session.install("-e", ".[test]", "playwright")
+    session.run("pytest", "-m", "browser", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks; writes docs/benchmarks.md. ``nox -s bench -- --quick`` for a smoke run."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -1,0 +1,80 @@
+"""``python -m webctp --config config.toml [--mode td|md|all] [--host H] [--port P] [--ws-port W]``"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+import trio
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
+
+from . import __version__, _log
+from .config import ConfigError, load_config, with_overrides
+
+log = logging.getLogger("webctp")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="webctp", description="CTP futures trading API over WebSocket + JSON."
+    )
+    parser.add_argument("--config", help="TOML configuration file (default: built-in defaults)")
+    parser.add_argument("--mode", choices=("td", "md", "all"), help="services to run")
+    parser.add_argument("--host", help="listen address (overrides [server] host)")
+    parser.add_argument("--port", type=int, help="HTTP port: web demo, /healthz, /metrics")
+    parser.add_argument("--ws-port", type=int, help="WebSocket port: /td/ and /md/")
+    parser.add_argument("--version", action="version", version=f"webctp {__version__}")
+    return parser.parse_args(argv)
+
+
+async def _main(cfg: object) -> None:
+    from .config import Config
+    from .service import run_service
+
+    assert isinstance(cfg, Config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_service, cfg)
+
+            async for signum in signals:
+                log.info("event=shutdown signal=%s", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        cfg = with_overrides(cfg, mode=args.mode, host=args.host, port=args.port,
+                             ws_port=args.ws_port)
+    except ConfigError as exc:
+        print(f"webctp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    _log.setup(cfg.log.level)
+    from .backend import load_backend
+    from .backend._ctp import BindingUnavailable
+
+    try:
+        load_backend(cfg.ctp)  # fail here, with a message, rather than inside the event loop
+    except BindingUnavailable as exc:
+        print(f"webctp: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(_main, cfg)
+    except (OSError, BaseExceptionGroup) as exc:
+        failure = exc if isinstance(exc, OSError) else exc.subgroup(OSError)
+        if failure is None:
+            raise
+        log.error("event=startup_failed error=%r", str(failure))
+        return 1
+    log.info("event=stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

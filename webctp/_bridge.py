@@ -1,0 +1,176 @@
+"""CTP callback thread -> Trio.
+
+CTP (or the simulator) calls our Spi on its own thread. Each callback copies what it needs out
+of the struct (valid only during the callback) and hands it to Trio with exactly one
+``TrioToken.run_sync_soon``; the callback never blocks and never raises (an exception escaping
+a SWIG director is printed, and ``SystemExit`` aborts the process).
+
+Two queues, two written policies:
+
+- **Events** (responses, orders, trades, link state): a bounded Trio channel. Never dropped
+  silently: if it is full the session's ``overflowed`` event is set and the session closes the
+  client with an error (the client is too slow to be a trading client).
+- **Ticks** (``OnRtnDepthMarketData``): conflated. The CTP thread stores the latest values per
+  instrument in a dict under a lock and wakes Trio with an idempotent ``run_sync_soon``; the
+  Trio side swaps the dict out. Memory is bounded by the number of subscribed instruments,
+  whatever the tick rate or the client's speed. Replaced ticks are counted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import trio
+
+from .protocol.catalogue import Api, CallbackSpec, load
+from .protocol.codec import RspInfo, Values, capture_rsp_info, codec
+
+
+class Event(NamedTuple):
+    cb: CallbackSpec
+    values: Values | None
+    """The struct's field values (catalogue order), None when CTP passed no struct; for
+    callbacks with a scalar argument (nReason, nTimeLapse) a 1-tuple holding it."""
+    info: RspInfo | None
+    request_id: int
+    is_last: bool
+
+
+class Sink:
+    """The Trio side of one session's bridge. Construct inside ``trio.run``."""
+
+    def __init__(self, capacity: int) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self.events_send, self.events = trio.open_memory_channel[Event](capacity)
+        self.overflowed = trio.Event()
+        self.ticks_ready = trio.Event()
+        self._tick_lock = threading.Lock()
+        self._ticks: dict[str, Values] = {}
+        self.ticks_conflated = 0
+        self.closed = False
+
+    # --- called on the CTP thread: never block, never raise --------------------------------
+    def post(self, event: Event) -> None:
+        try:
+            self._token.run_sync_soon(self._deliver, event)
+        except trio.RunFinishedError:
+            pass  # the service has stopped; nobody is left to tell
+
+    def post_tick(self, instrument: str, values: Values) -> None:
+        with self._tick_lock:
+            if instrument in self._ticks:
+                self.ticks_conflated += 1
+            self._ticks[instrument] = values
+        try:
+            self._token.run_sync_soon(self._wake_ticks, idempotent=True)
+        except trio.RunFinishedError:
+            pass
+
+    # --- run on the Trio thread by run_sync_soon: must not raise ---------------------------
+    def _deliver(self, event: Event) -> None:
+        if self.closed:
+            return
+        try:
+            self.events_send.send_nowait(event)
+        except trio.WouldBlock:
+            self.overflowed.set()
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _wake_ticks(self) -> None:
+        self.ticks_ready.set()
+
+    # --- Trio side ------------------------------------------------------------------------
+    def take_ticks(self) -> dict[str, Values]:
+        """Swap out the latest tick per instrument (called by the sender)."""
+        with self._tick_lock:
+            ticks, self._ticks = self._ticks, {}
+            self.ticks_ready = trio.Event()
+        return ticks
+
+    def close(self) -> None:
+        self.closed = True
+        self.events_send.close()
+
+
+def _report(name: str) -> None:
+    print(f"webctp: exception in CTP callback {name}:", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+
+
+def _make_method(cb: CallbackSpec) -> Callable[..., None]:
+    params = cb.params
+    struct_codec = codec(cb.struct) if cb.struct else None
+    i_struct = next(
+        (i for i, p in enumerate(params) if p.startswith("p") and p != "pRspInfo"), None
+    )
+    i_info = params.index("pRspInfo") if "pRspInfo" in params else None
+    i_rid = params.index("nRequestID") if "nRequestID" in params else None
+    i_last = params.index("bIsLast") if "bIsLast" in params else None
+    i_scalar = next((i for i, p in enumerate(params) if p in ("nReason", "nTimeLapse")), None)
+    name = cb.name
+
+    def method(self: Any, *args: Any) -> None:
+        try:
+            values: Values | None = None
+            if struct_codec is not None and i_struct is not None:
+                obj = args[i_struct]
+                if obj is not None:
+                    values = struct_codec.capture(obj)
+            elif i_scalar is not None:
+                values = (args[i_scalar],)
+            self._sink.post(
+                Event(
+                    cb,
+                    values,
+                    capture_rsp_info(args[i_info]) if i_info is not None else None,
+                    args[i_rid] if i_rid is not None else 0,
+                    bool(args[i_last]) if i_last is not None else True,
+                )
+            )
+        except BaseException:  # noqa: BLE001 - nothing may escape into the C++ thread
+            _report(name)
+
+    method.__name__ = name
+    return method
+
+
+def _make_tick_method() -> Callable[..., None]:
+    cb = load().md.callbacks["OnRtnDepthMarketData"]
+    struct_codec = codec("DepthMarketData")
+    capture = struct_codec.capture
+    i_instrument = struct_codec.names.index("InstrumentID")
+    del cb
+
+    def OnRtnDepthMarketData(self: Any, data: Any) -> None:  # noqa: N802 - CTP's name
+        try:
+            if data is not None:
+                values = capture(data)
+                self._sink.post_tick(values[i_instrument], values)
+        except BaseException:  # noqa: BLE001 - nothing may escape into the C++ thread
+            _report("OnRtnDepthMarketData")
+
+    return OnRtnDepthMarketData
+
+
+@functools.cache
+def spi_class(base: type, api: Api) -> type:
+    """A subclass of the backend's Spi base class overriding every catalogue callback."""
+    namespace: dict[str, Any] = {}
+    for name, cb in load().api(api).callbacks.items():
+        if hasattr(base, name):
+            namespace[name] = _make_method(cb)
+    if api == "md":
+        namespace["OnRtnDepthMarketData"] = _make_tick_method()
+
+    def __init__(self: Any, sink: Sink) -> None:  # noqa: N807
+        base.__init__(self)
+        self._sink = sink
+
+    namespace["__init__"] = __init__
+    return type(f"Webctp{base.__name__}", (base,), namespace)

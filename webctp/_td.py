@@ -1,0 +1,310 @@
+"""The trading (td) session: every Req* of the trader API, generically, through the limiter."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from functools import partial
+from typing import Any
+
+import trio
+
+from ._bridge import Event
+from ._limiter import Job, Lane, RequestLimiter
+from ._session import (
+    LINK_DOWN_STATES,
+    LoginFailed,
+    Pending,
+    Session,
+    State,
+)
+from .protocol import codec, envelope
+from .protocol.catalogue import RequestSpec
+from .protocol.errors import Code, ProtocolError
+from .protocol.validate import Assignments, validate
+
+log = logging.getLogger("webctp.td")
+
+# Structs whose payload "RequestID" field holds the nRequestID we sent; mapped back to the
+# client's RequestID on the way out.
+_RID_FIELD_STRUCTS = frozenset({"Order", "InputOrder", "OrderAction", "InputOrderAction"})
+_IDENTITY_FIELDS = ("BrokerID", "InvestorID", "UserID")
+_MAX_PENDING = 4096
+_MAX_ORDER_RIDS = 20000
+
+
+class TdSession(Session):
+    kind = "td"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limits = self.cfg.limits
+        self.limiter = RequestLimiter(
+            queries_per_second=limits.queries_per_second,
+            orders_per_second=limits.orders_per_second,
+            max_queued=limits.max_queued_requests,
+            query_timeout_s=self.cfg.ctp.request_timeout_s,
+        )
+        self.broker_id = self.cfg.ctp.broker_id
+        self.login_extra: dict[str, Any] = {}
+        self.next_order_ref = 1
+        self.order_rids: OrderedDict[int, int | None] = OrderedDict()
+        self.new_password: dict[int, str] = {}
+
+    async def start_tasks(self, nursery: trio.Nursery) -> None:
+        await nursery.start(self.limiter.run)
+
+    # --- client frames --------------------------------------------------------------------
+    async def handle(self, text: str | bytes) -> None:
+        env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
+        if isinstance(env, envelope.BadEnvelope):
+            await self.send_error(env.error.code, request=env.msg_type,
+                                  request_id=env.request_id, detail=env.error.detail)
+            return
+        spec = self.catalogue.td.requests.get(env.msg_type)
+        if spec is None:
+            await self.send_error(
+                Code.UNKNOWN_MSGTYPE,
+                request=env.msg_type,
+                request_id=env.request_id,
+                detail=f"{env.msg_type} is not a trader API request (see docs/td_protocol.md)",
+            )
+            return
+        try:
+            assignments = validate(
+                self.catalogue.struct(spec.struct), env.body.get(spec.payload_key),
+                key=spec.payload_key,
+            )
+        except ProtocolError as exc:
+            await self.send_error(exc.code, request=spec.msg_type, request_id=env.request_id,
+                                  detail=exc.detail)
+            return
+        if spec.msg_type == "ReqUserLogin":
+            await self.client_login(env.request_id, assignments)
+            return
+        if self.state is not State.READY:
+            if self.state in LINK_DOWN_STATES:
+                await self.send_error(Code.LINK_DOWN, request=spec.msg_type,
+                                      request_id=env.request_id,
+                                      detail="the broker link is down; retry after RspUserLogin")
+            else:
+                await self.send_error(Code.NOT_LOGGED_IN, request=spec.msg_type,
+                                      request_id=env.request_id, detail="send ReqUserLogin first")
+            return
+        assignments = self.fill_defaults(spec, assignments)
+        if spec.msg_type == "ReqUserLogout":
+            code = self.send_request(spec, assignments, env.request_id, None)
+            if code != 0:
+                await self.send_error(code, request=spec.msg_type, request_id=env.request_id)
+            return
+        job = Job(Lane.QUERY if spec.is_query else Lane.ORDER, send=lambda: 0, fail=lambda c, d: None)
+        job.send = partial(self.send_request, spec, assignments, env.request_id, job)
+        job.fail = partial(self._job_failed, spec, env.request_id)
+        if not self.limiter.submit(job):
+            await self.send_error(
+                Code.QUEUE_FULL,
+                request=spec.msg_type,
+                request_id=env.request_id,
+                detail=f"more than {self.cfg.limits.max_queued_requests} requests waiting in this "
+                "session; wait for answers before sending more",
+            )
+
+    def fill_defaults(self, spec: RequestSpec, assignments: Assignments) -> Assignments:
+        """Fill BrokerID/InvestorID/UserID from the login, and OrderRef when left empty."""
+        fields = dict(assignments)
+        by_name = self.catalogue.struct(spec.struct).by_name
+        identity = {"BrokerID": self.broker_id, "InvestorID": self.user_id, "UserID": self.user_id}
+        for name in _IDENTITY_FIELDS:
+            if name in by_name and not fields.get(name):
+                fields[name] = identity[name]
+        if spec.msg_type == "ReqOrderInsert":
+            ref = str(fields.get("OrderRef") or "").strip()
+            if not ref:
+                fields["OrderRef"] = str(self.next_order_ref)
+                self.next_order_ref += 1
+            elif ref.isdigit():
+                self.next_order_ref = max(self.next_order_ref, int(ref) + 1)
+        return tuple(fields.items())
+
+    def send_request(
+        self, spec: RequestSpec, assignments: Assignments, client_rid: int, job: Job | None
+    ) -> int:
+        """Make the CTP call for a client request (from the limiter or directly)."""
+        if self.state is not State.READY and spec.msg_type != "ReqUserLogout":
+            return Code.LINK_DOWN
+        rid = self.new_rid()
+        if job is not None:
+            job.rid = rid
+        pending = Pending(spec.msg_type, client_rid)
+        self.pending[rid] = pending
+        while len(self.pending) > _MAX_PENDING:  # orders answer only on rejection
+            self.pending.popitem(last=False)
+        if spec.struct in _RID_FIELD_STRUCTS:
+            self.order_rids[rid] = client_rid
+            while len(self.order_rids) > _MAX_ORDER_RIDS:
+                self.order_rids.popitem(last=False)
+        if spec.msg_type == "ReqUserPasswordUpdate":
+            self.new_password[rid] = str(dict(assignments).get("NewPassword", ""))
+        code = self.call(spec.msg_type, spec.struct, assignments, rid)
+        if code != 0:
+            self.pending.pop(rid, None)
+            self.new_password.pop(rid, None)
+        return code
+
+    def _job_failed(self, spec: RequestSpec, client_rid: int, code: int, detail: str) -> None:
+        self.ctx.metrics.errors[int(code)] += 1
+        from .protocol.errors import error_message
+
+        self.send_nowait_or_spawn(
+            error_message(code, request=spec.msg_type, request_id=client_rid, detail=detail)
+        )
+
+    async def on_link_down(self, detail: str) -> None:
+        self.limiter.fail_all(Code.LINK_DOWN, detail)
+
+    # --- login ----------------------------------------------------------------------------
+    async def client_login(self, client_rid: int, assignments: Assignments) -> None:
+        fields = dict(assignments)
+        if self._login_lock.locked():
+            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
+                                  detail="a login is already in progress")
+            return
+        if self.state is State.READY:
+            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
+                                  detail="already logged in; send ReqUserLogout first")
+            return
+        if not fields.get("UserID"):
+            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
+                                  detail="ReqUserLogin.UserID is required")
+            return
+        assert self.nursery is not None
+        self.nursery.start_soon(self._client_login, client_rid, fields)
+
+    async def _client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
+        async with self._login_lock:
+            if self._relogin_scope is not None:
+                self._relogin_scope.cancel()
+            self.user_id = str(fields.pop("UserID"))
+            self.password = str(fields.pop("Password", ""))
+            self.broker_id = str(fields.pop("BrokerID", "") or self.cfg.ctp.broker_id)
+            self.login_extra = {k: v for k, v in fields.items() if v not in ("", 0)}
+            previous = self.state
+            self.state = State.LOGGING_IN
+            try:
+                row = await self.ctp_login()
+            except LoginFailed as exc:
+                self.password = ""
+                self.login_info = None
+                self.state = State.CONNECTED if self.front_connected.is_set() else State.CONNECTING
+                if previous is State.LOGIN_FAILED:
+                    self.state = previous
+                await self.send_error(exc.code, request="ReqUserLogin", request_id=client_rid,
+                                      error_msg=exc.message, detail=exc.detail,
+                                      msg_type=exc.msg_type)
+                return
+            await self.send(codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid,
+                                           True))
+            await self.set_state(State.READY, "logged in")
+
+    async def ctp_login(self) -> dict[str, Any]:
+        await self.wait_front()
+        ctp = self.cfg.ctp
+        info, _ = await self.internal(
+            "ReqAuthenticate",
+            "ReqAuthenticate",
+            (
+                ("BrokerID", self.broker_id),
+                ("UserID", self.user_id),
+                ("AppID", ctp.app_id),
+                ("AuthCode", ctp.auth_code),
+                ("UserProductInfo", ctp.user_product_info),
+            ),
+        )
+        if info is not None and info[0] != 0:
+            raise LoginFailed("RspAuthenticate", info[0], info[1])
+        login: list[tuple[str, Any]] = [
+            ("BrokerID", self.broker_id),
+            ("UserID", self.user_id),
+            ("Password", self.password),
+            ("UserProductInfo", ctp.user_product_info),
+        ]
+        login += [(k, v) for k, v in self.login_extra.items() if k != "UserProductInfo"]
+        info, rows = await self.internal("ReqUserLogin", "ReqUserLogin", tuple(login))
+        if info is not None and info[0] != 0:
+            raise LoginFailed("RspUserLogin", info[0], info[1])
+        values = next((ev.values for ev in rows if ev.values is not None), None)
+        if values is None:
+            raise LoginFailed("RspUserLogin", Code.INTERNAL, "CTP answered the login without data")
+        row = codec.codec("RspUserLogin").to_dict(values)
+        self.login_info = row
+        try:
+            self.next_order_ref = max(int(str(row.get("MaxOrderRef") or "0").strip() or 0) + 1, 1)
+        except ValueError:
+            self.next_order_ref = 1
+        if ctp.auto_confirm:
+            info, _ = await self.internal(
+                "ReqSettlementInfoConfirm",
+                "SettlementInfoConfirm",
+                (("BrokerID", self.broker_id), ("InvestorID", self.user_id)),
+            )
+            if info is not None and info[0] != 0:
+                raise LoginFailed("RspSettlementInfoConfirm", info[0], info[1])
+        log.info("event=logged_in session=%d kind=td front_id=%s session_id=%s", self.id,
+                 row.get("FrontID"), row.get("SessionID"))
+        return row
+
+    # --- CTP events -----------------------------------------------------------------------
+    def _payload(self, ev: Event) -> dict[str, Any] | None:
+        cb = ev.cb
+        if not cb.struct or ev.values is None:
+            return None
+        payload = codec.codec(cb.struct).to_dict(ev.values)
+        if cb.struct in _RID_FIELD_STRUCTS and "RequestID" in payload:
+            rid = payload["RequestID"]
+            if rid in self.order_rids:
+                payload["RequestID"] = self.order_rids[rid]
+        return payload
+
+    async def on_push(self, ev: Event) -> None:
+        cb = ev.cb
+        await self.send(codec.push(cb.msg_type, cb.payload_key, self._payload(ev), ev.info))
+
+    async def on_response(self, ev: Event) -> None:
+        cb = ev.cb
+        rid = ev.request_id
+        pending = self.pending.get(rid)
+        if pending is not None and pending.internal:
+            pending.rows.append(ev)
+            if ev.is_last or cb.name == "OnRspError":
+                pending.done.set()
+            return
+        is_query = pending is not None and pending.request.startswith("ReqQry")
+        if (
+            pending is not None
+            and is_query
+            and cb.name == "OnRspError"
+            and ev.info is not None
+            and ev.info[0] == 90
+            and self.limiter.query_answered(rid, throttled=True)
+        ):
+            self.pending.pop(rid, None)
+            self.ctx.metrics.ctp_retries += 1
+            return  # CTP's query flow control: the limiter retries it, the client never sees 90
+        client_rid = pending.client_rid if pending is not None else None
+        frame = codec.response(cb.msg_type, cb.payload_key, self._payload(ev), ev.info,
+                               client_rid, ev.is_last)
+        if pending is not None and cb.name == "OnRspError":
+            frame["Request"] = pending.request
+        await self.send(frame)
+        if pending is not None and (ev.is_last or cb.name == "OnRspError"):
+            self.pending.pop(rid, None)
+            if is_query:
+                self.limiter.query_answered(rid)
+            new_password = self.new_password.pop(rid, None)
+            ok = ev.info is None or ev.info[0] == 0
+            if ok and new_password is not None and cb.name == "OnRspUserPasswordUpdate":
+                self.password = new_password  # re-login after a reconnect uses the new one
+            if ok and cb.name == "OnRspUserLogout":
+                self.login_info = None
+                self.password = ""
+                await self.set_state(State.CONNECTED, "logged out")

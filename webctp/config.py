@@ -1,0 +1,253 @@
+"""Configuration: ``config.toml`` read once into frozen dataclasses.
+
+Unknown keys and wrong types are refused at start-up with the file, the key and the reason
+(``ConfigError``); ``__main__`` prints that one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .sim import SimSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+Mode = Literal["td", "md", "all"]
+Backend = Literal["sim", "ctp"]
+Resume = Literal["restart", "resume", "quick"]
+
+
+class ConfigError(Exception):
+    """A user mistake in the configuration (reported without a traceback)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    """HTTP port: the web demo, /healthz, /metrics, /api/endpoints."""
+    ws_port: int = 8081
+    """WebSocket port: /td/ and /md/."""
+    mode: Mode = "all"
+    token: str = ""
+    """When set, WebSocket clients must pass ?token=<token> (and HTTP /metrics too)."""
+    allowed_origins: tuple[str, ...] = ()
+    """When non-empty, browsers' WebSocket Origin must be one of these (e.g. http://127.0.0.1:8080)."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_sessions: int = 2000
+    max_message_bytes: int = 65536
+    """Larger requests get a -400 error frame."""
+    send_queue: int = 1024
+    """Frames waiting for one client's socket; when full, CTP events wait (back-pressure) and
+    the CTP event queue below absorbs the burst."""
+    web_root: str = ""
+    """Folder with the web demo; empty means the packaged/bundled ``web/`` folder."""
+
+
+@dataclass(frozen=True, slots=True)
+class CtpConfig:
+    backend: Backend = "sim"
+    broker_id: str = "9999"
+    td_fronts: tuple[str, ...] = ("sim://default",)
+    md_fronts: tuple[str, ...] = ("sim://default",)
+    app_id: str = ""
+    auth_code: str = ""
+    user_product_info: str = "webctp"
+    flow_dir: str = "data/flow"
+    """One sub-folder per session is created here for CTP's .con flow files."""
+    private_resume: Resume = "quick"
+    public_resume: Resume = "quick"
+    auto_confirm: bool = True
+    """Confirm the settlement statement during login (else the client sends
+    ReqSettlementInfoConfirm itself)."""
+    login_timeout_s: float = 10.0
+    request_timeout_s: float = 30.0
+    release_timeout_s: float = 6.0
+    relogin_backoff_s: float = 1.0
+    relogin_backoff_max_s: float = 60.0
+    relogin_max_attempts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    queries_per_second: float = 1.0
+    """Query pacing (CTP: QryFreq, typically 1-2/s; one query in flight at a time)."""
+    orders_per_second: float = 5.0
+    """Orders + cancels per second per session (the broker's limit, ErrorID 116 above it)."""
+    max_queued_requests: int = 100
+    """Requests waiting in one session's limiter; past this a request gets -429 at once."""
+    event_queue: int = 10000
+    """CTP events (responses, orders, trades) waiting for a session's sender. Never dropped: a
+    session that overflows it is closed with an error."""
+    md_subscribe_batch: int = 500
+    md_subscribe_interval_s: float = 0.5
+    md_max_instruments: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    ctp: CtpConfig = field(default_factory=CtpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    sim: SimSettings = field(default_factory=SimSettings)
+    source: str = "<defaults>"
+
+
+T = TypeVar("T")
+
+
+def _describe(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{where}: must be one of {choices}, not {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value")
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        return build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected an array")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(f"{where}: expected {len(args)} items")
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if origin in (dict, typing.Mapping) or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table")
+        vt = args[1] if args else Any
+        return {str(k): _convert(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, not {type(value).__name__}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, not {type(value).__name__}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, not {type(value).__name__}")
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {_describe(tp)}")
+
+
+def build(cls: type[T], table: dict[str, Any], where: str) -> T:
+    """Build dataclass ``cls`` from a TOML table, refusing unknown keys."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in names or key == "source":
+            known = ", ".join(sorted(n for n in names if n != "source"))
+            raise ConfigError(
+                f"{where or 'top level'}: unknown key {key!r} (known keys: {known})"
+            )
+        kwargs[key] = _convert(value, hints[key], f"{where}.{key}" if where else key)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check(cfg: Config) -> None:
+    where = cfg.source
+    for name in ("port", "ws_port"):
+        port = getattr(cfg.server, name)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{where}: server.{name}: must be 0-65535")
+    if cfg.server.port and cfg.server.port == cfg.server.ws_port:
+        raise ConfigError(f"{where}: server.port and server.ws_port must differ")
+    if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
+        raise ConfigError(f"{where}: server.tls_cert and server.tls_key go together")
+    if cfg.limits.queries_per_second <= 0 or cfg.limits.orders_per_second <= 0:
+        raise ConfigError(f"{where}: limits: rates must be positive")
+    for name in ("max_queued_requests", "event_queue", "md_subscribe_batch"):
+        if getattr(cfg.limits, name) < 1:
+            raise ConfigError(f"{where}: limits.{name}: must be at least 1")
+    if cfg.server.send_queue < 1 or cfg.server.max_message_bytes < 256:
+        raise ConfigError(f"{where}: server: send_queue >= 1 and max_message_bytes >= 256")
+    for name in ("td_fronts", "md_fronts"):
+        fronts = getattr(cfg.ctp, name)
+        if not fronts or any(not f for f in fronts):
+            raise ConfigError(f"{where}: ctp.{name}: at least one non-empty front address")
+        if cfg.ctp.backend == "sim" and any(not f.startswith("sim://") for f in fronts):
+            raise ConfigError(f"{where}: ctp.{name}: the sim backend takes sim://<name> fronts")
+        if cfg.ctp.backend == "ctp" and any(
+            not f.startswith(("tcp://", "ssl://", "socks")) for f in fronts
+        ):
+            raise ConfigError(f"{where}: ctp.{name}: CTP fronts look like tcp://host:port")
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read ``path`` (or the defaults when None)."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        cfg = build(Config, data, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+    cfg = dataclasses.replace(cfg, source=str(p))
+    _check(cfg)
+    return cfg
+
+
+def with_overrides(cfg: Config, **server: Any) -> Config:
+    """Apply command-line overrides to the [server] table (None means not given)."""
+    changes = {k: v for k, v in server.items() if v is not None}
+    if not changes:
+        return cfg
+    new = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, **changes))
+    _check(new)
+    return new

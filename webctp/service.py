@@ -1,0 +1,99 @@
+"""The composition root: one Trio process, both listeners under one nursery.
+
+``run_service(cfg, task_status=...)`` starts the embedded exchange (sim backend), the
+trio-websocket server for /td/ and /md/, and hypercorn + quart-trio for HTTP; it reports the
+bound ports through ``task_status`` and runs until cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from trio_websocket import serve_websocket
+
+from ._connection import handle_request
+from ._context import ServiceContext
+from ._http import create_app
+from .backend import load_backend
+from .config import Config
+
+log = logging.getLogger("webctp.service")
+
+
+@dataclass
+class ServiceInfo:
+    http_port: int
+    ws_port: int
+    ctx: ServiceContext
+    exchange: Any
+    """The embedded ``webctp.sim.Exchange`` (sim backend), else None."""
+
+
+def _ssl_context(cfg: Config) -> ssl.SSLContext | None:
+    if not cfg.server.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cfg.server.tls_cert, cfg.server.tls_key)
+    return context
+
+
+async def run_service(
+    cfg: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
+) -> None:
+    backend = load_backend(cfg.ctp)
+    ctx = ServiceContext(cfg, backend)
+    exchange = None
+    if backend.name == "sim":
+        from .sim import Exchange
+
+        exchange = Exchange(cfg.sim)
+        await trio.to_thread.run_sync(exchange.start)
+    try:
+        async with trio.open_nursery() as nursery:
+            host = cfg.server.host
+            ws_server = await nursery.start(
+                partial(
+                    serve_websocket,
+                    partial(handle_request, ctx=ctx),
+                    host,
+                    cfg.server.ws_port,
+                    _ssl_context(cfg),
+                    handler_nursery=nursery,
+                    # our own limit answers -400 below this; past it the socket closes (1009)
+                    max_message_size=max(4 * cfg.server.max_message_bytes, 1 << 20),
+                )
+            )
+            ws_port = ws_server.port
+            log.info("event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s", host,
+                     ws_port, cfg.server.mode)
+            hconfig = HypercornConfig()
+            bind_host = f"[{host}]" if ":" in host else host
+            hconfig.bind = [f"{bind_host}:{cfg.server.port}"]
+            hconfig.accesslog = None
+            hconfig.errorlog = logging.getLogger("hypercorn.error")
+            hconfig.graceful_timeout = 1.0
+            if cfg.server.tls_cert:
+                hconfig.certfile = cfg.server.tls_cert
+                hconfig.keyfile = cfg.server.tls_key
+            ports = {"ws": ws_port}
+            app = create_app(ctx, ports)
+            binds = await nursery.start(
+                partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)  # type: ignore[arg-type]
+            )
+            http_port = int(str(binds[0]).rsplit(":", 1)[1])
+            ports["http"] = http_port
+            log.info("event=listening service=http host=%s port=%d url=%s://%s:%d/ backend=%s",
+                     host, http_port, "https" if cfg.server.tls_cert else "http", bind_host,
+                     http_port, backend.name)
+            task_status.started(ServiceInfo(http_port, ws_port, ctx, exchange))
+    finally:
+        if exchange is not None:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(exchange.close)
