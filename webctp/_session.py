@@ -205,9 +205,13 @@ class Session:
         if api is None:
             return
 
+        spi = self.spi
+
         def _release() -> None:
+            nonlocal spi
             api.RegisterSpi(None)
             api.Release()
+            spi = None  # the Spi stays referenced until Release returned, even if abandoned
 
         with trio.move_on_after(self.cfg.ctp.release_timeout_s, shield=True) as scope:
             await trio.to_thread.run_sync(_release, abandon_on_cancel=True)
@@ -313,13 +317,13 @@ class Session:
             await self.on_push(ev)
 
     async def on_front_connected(self) -> None:
-        first = not self.front_connected.is_set()
         self.front_connected.set()
         await self.send({"MsgType": "FrontConnected", "RspInfo": None, "FrontConnected": {}})
         log.info("event=front_connected session=%d kind=%s", self.id, self.kind)
         if self.state is State.CONNECTING:
             self.state = State.CONNECTED
-        if not first and self.state is State.DISCONNECTED and self.login_info is not None:
+        # DISCONNECTED is only reached from a logged-in state: log in again by ourselves
+        if self.state is State.DISCONNECTED and self.login_info is not None:
             assert self.nursery is not None
             self.nursery.start_soon(self.relogin)
         elif self.state is State.DISCONNECTED:
@@ -327,7 +331,10 @@ class Session:
 
     async def on_front_disconnected(self, reason: int) -> None:
         self.ctx.metrics.front_disconnects += 1
-        self.front_connected = trio.Event()
+        if self.front_connected.is_set():
+            # a fresh Event only once the old one fired: a login waiting for the first
+            # OnFrontConnected (CTP reports 4097 before ever connecting) keeps waiting on it
+            self.front_connected = trio.Event()
         text = disconnect_description(reason)
         log.warning("event=front_disconnected session=%d kind=%s reason=%d", self.id, self.kind,
                     reason)

@@ -25,12 +25,8 @@ from .protocol.validate import Assignments, validate
 
 log = logging.getLogger("webctp.td")
 
-# Structs whose payload "RequestID" field holds the nRequestID we sent; mapped back to the
-# client's RequestID on the way out.
-_RID_FIELD_STRUCTS = frozenset({"Order", "InputOrder", "OrderAction", "InputOrderAction"})
 _IDENTITY_FIELDS = ("BrokerID", "InvestorID", "UserID")
 _MAX_PENDING = 4096
-_MAX_ORDER_RIDS = 20000
 
 
 class TdSession(Session):
@@ -48,7 +44,6 @@ class TdSession(Session):
         self.broker_id = self.cfg.ctp.broker_id
         self.login_extra: dict[str, Any] = {}
         self.next_order_ref = 1
-        self.order_rids: OrderedDict[int, int | None] = OrderedDict()
         self.new_password: dict[int, str] = {}
 
     async def start_tasks(self, nursery: trio.Nursery) -> None:
@@ -91,7 +86,7 @@ class TdSession(Session):
                 await self.send_error(Code.NOT_LOGGED_IN, request=spec.msg_type,
                                       request_id=env.request_id, detail="send ReqUserLogin first")
             return
-        assignments = self.fill_defaults(spec, assignments)
+        assignments = self.fill_defaults(spec, assignments, env.request_id)
         if spec.msg_type == "ReqUserLogout":
             code = self.send_request(spec, assignments, env.request_id, None)
             if code != 0:
@@ -109,8 +104,11 @@ class TdSession(Session):
                 "session; wait for answers before sending more",
             )
 
-    def fill_defaults(self, spec: RequestSpec, assignments: Assignments) -> Assignments:
-        """Fill BrokerID/InvestorID/UserID from the login, and OrderRef when left empty."""
+    def fill_defaults(
+        self, spec: RequestSpec, assignments: Assignments, client_rid: int
+    ) -> Assignments:
+        """Fill BrokerID/InvestorID/UserID from the login; for orders, OrderRef when left empty
+        and the struct's RequestID (echoed by CTP in Order.RequestID) with the envelope's."""
         fields = dict(assignments)
         by_name = self.catalogue.struct(spec.struct).by_name
         identity = {"BrokerID": self.broker_id, "InvestorID": self.user_id, "UserID": self.user_id}
@@ -124,6 +122,8 @@ class TdSession(Session):
                 self.next_order_ref += 1
             elif ref.isdigit():
                 self.next_order_ref = max(self.next_order_ref, int(ref) + 1)
+        if "RequestID" in by_name and "RequestID" not in fields:
+            fields["RequestID"] = client_rid
         return tuple(fields.items())
 
     def send_request(
@@ -139,10 +139,6 @@ class TdSession(Session):
         self.pending[rid] = pending
         while len(self.pending) > _MAX_PENDING:  # orders answer only on rejection
             self.pending.popitem(last=False)
-        if spec.struct in _RID_FIELD_STRUCTS:
-            self.order_rids[rid] = client_rid
-            while len(self.order_rids) > _MAX_ORDER_RIDS:
-                self.order_rids.popitem(last=False)
         if spec.msg_type == "ReqUserPasswordUpdate":
             self.new_password[rid] = str(dict(assignments).get("NewPassword", ""))
         code = self.call(spec.msg_type, spec.struct, assignments, rid)
@@ -258,12 +254,7 @@ class TdSession(Session):
         cb = ev.cb
         if not cb.struct or ev.values is None:
             return None
-        payload = codec.codec(cb.struct).to_dict(ev.values)
-        if cb.struct in _RID_FIELD_STRUCTS and "RequestID" in payload:
-            rid = payload["RequestID"]
-            if rid in self.order_rids:
-                payload["RequestID"] = self.order_rids[rid]
-        return payload
+        return codec.codec(cb.struct).to_dict(ev.values)
 
     async def on_push(self, ev: Event) -> None:
         cb = ev.cb

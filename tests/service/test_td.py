@@ -1,0 +1,265 @@
+"""End-to-end over WebSocket against the simulator: login, queries, orders, errors, link loss."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tests.conftest import replace
+from webctp.config import Config
+from webctp.service import ServiceInfo, run_service
+
+from .client import Client, connect, http_get
+
+
+@pytest.fixture
+async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    return info
+
+
+async def ready(client: Client, user: str = "alice", password: str = "pw") -> dict[str, object]:
+    frame = await client.login(user, password)
+    assert frame["MsgType"] == "RspUserLogin", frame
+    assert frame["RspInfo"] is None or frame["RspInfo"]["ErrorID"] == 0, frame
+    return frame
+
+
+async def test_login_echoes_request_id(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        frame = await c.login("alice", "pw", rid=41)
+        assert frame["MsgType"] == "RspUserLogin"
+        assert frame["RequestID"] == 41 and frame["IsLast"] is True
+        login = frame["RspUserLogin"]
+        assert login["UserID"] == "alice" and login["BrokerID"] == "9999"
+        assert isinstance(login["FrontID"], int) and isinstance(login["SessionID"], int)
+        assert "Password" not in str(frame)
+        state = await c.expect("SessionState")
+        assert state["SessionState"]["State"] == "ready"
+
+
+async def test_bad_password_then_retry(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "bob", "right")
+    async with connect(service.ws_port) as c:
+        bad = await c.login("bob", "wrong", rid=5)
+        assert bad["RequestID"] == 5 and bad["IsLast"] is True
+        assert bad["RspInfo"]["ErrorID"] == 3, bad
+        assert "wrong" not in str(bad)
+        # the session stays usable: not logged in, then a retry with the right password works
+        await c.send({"MsgType": "ReqQryTradingAccount", "RequestID": 6})
+        err = await c.expect(lambda f: f.get("RequestID") == 6)
+        assert err["RspInfo"]["ErrorID"] == -401
+        ok = await c.login("bob", "right", rid=7)
+        assert ok["MsgType"] == "RspUserLogin" and ok["RspInfo"] is None or (
+            ok["RspInfo"]["ErrorID"] == 0
+        )
+
+
+async def test_query_with_several_rows(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c)
+        rows = await c.query("ReqQryInstrument", {"ExchangeID": "SHFE"}, rid=9)
+        assert len(rows) > 5
+        assert all(r["MsgType"] == "RspQryInstrument" and r["RequestID"] == 9 for r in rows)
+        assert [r["IsLast"] for r in rows] == [False] * (len(rows) - 1) + [True]
+        assert {r["Instrument"]["ExchangeID"] for r in rows} == {"SHFE"}
+        account = await c.query("ReqQryTradingAccount", rid=10)
+        assert len(account) == 1
+        assert account[0]["TradingAccount"]["Available"] == pytest.approx(1_000_000.0)
+
+
+async def test_empty_query_is_one_null_row(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "carol")
+        rows = await c.query("ReqQryTrade", rid=11)
+        assert rows == [{"MsgType": "RspQryTrade", "RspInfo": None, "RequestID": 11,
+                         "IsLast": True, "Trade": None}]
+
+
+async def best_prices(c: Client, instrument: str) -> dict[str, float]:
+    rows = await c.query("ReqQryDepthMarketData", {"InstrumentID": instrument}, rid=77)
+    md = rows[0]["DepthMarketData"]
+    return {"ask": md["AskPrice1"], "bid": md["BidPrice1"], "upper": md["UpperLimitPrice"],
+            "lower": md["LowerLimitPrice"]}
+
+
+async def first_instrument(c: Client, exchange: str) -> str:
+    rows = await c.query("ReqQryInstrument", {"ExchangeID": exchange}, rid=78)
+    return str(rows[0]["Instrument"]["InstrumentID"])
+
+
+async def test_order_round_trip_and_cancel(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "dave")
+        inst = await first_instrument(c, "DCE")
+        prices = await best_prices(c, inst)
+        order = {"InstrumentID": inst, "ExchangeID": "DCE", "Direction": "0",
+                 "CombOffsetFlag": "0", "CombHedgeFlag": "1", "OrderPriceType": "2",
+                 "LimitPrice": prices["ask"], "VolumeTotalOriginal": 1, "TimeCondition": "3",
+                 "VolumeCondition": "1", "ContingentCondition": "1", "ForceCloseReason": "0"}
+        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 21})
+        trade = await c.expect("RtnTrade")
+        assert trade["Trade"]["InstrumentID"] == inst and trade["Trade"]["Volume"] == 1
+        orders = [f for f in c.seen if f["MsgType"] == "RtnOrder"]
+        assert orders, "RtnOrder must precede or accompany the trade"
+        assert orders[0]["Order"]["RequestID"] == 21  # the client's RequestID, not ours
+        assert orders[0]["Order"]["OrderRef"].strip() != ""
+        # a resting order far from the market, then cancel it
+        resting = dict(order, LimitPrice=prices["lower"], OrderRef="")
+        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": resting, "RequestID": 22})
+        rest = await c.expect(lambda f: f.get("MsgType") == "RtnOrder"
+                              and f["Order"]["OrderStatus"] == "3")
+        await c.send({"MsgType": "ReqOrderAction", "RequestID": 23, "InputOrderAction": {
+            "ExchangeID": "DCE", "OrderSysID": rest["Order"]["OrderSysID"], "ActionFlag": "0",
+            "InstrumentID": inst}})
+        cancelled = await c.expect(lambda f: f.get("MsgType") == "RtnOrder"
+                                   and f["Order"]["OrderStatus"] == "5")
+        assert cancelled["Order"]["OrderSysID"] == rest["Order"]["OrderSysID"]
+        positions = await c.query("ReqQryInvestorPosition", rid=24)
+        assert any(p["InvestorPosition"] and p["InvestorPosition"]["Position"] == 1
+                   for p in positions)
+
+
+async def test_rejection_carries_ctp_error(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "erin")
+        await c.send({"MsgType": "ReqOrderInsert", "RequestID": 31, "InputOrder": {
+            "InstrumentID": "nosuch999", "Direction": "0", "CombOffsetFlag": "0",
+            "CombHedgeFlag": "1", "OrderPriceType": "2", "LimitPrice": 1.0,
+            "VolumeTotalOriginal": 1, "TimeCondition": "3", "VolumeCondition": "1",
+            "ContingentCondition": "1"}})
+        rsp = await c.expect("RspOrderInsert")
+        assert rsp["RequestID"] == 31 and rsp["RspInfo"]["ErrorID"] == 16
+        err = await c.expect("ErrRtnOrderInsert")
+        assert err["RspInfo"]["ErrorID"] == 16
+
+
+async def test_gateway_error_codes(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await c.send("{not json")
+        f = await c.recv()
+        assert f["RspInfo"]["ErrorID"] == -400 and f["MsgType"] == "RspError"
+        await c.send(b"\x00binary")
+        assert (await c.recv())["RspInfo"]["ErrorID"] == -400
+        await c.send("[1, 2]")
+        assert (await c.recv())["RspInfo"]["ErrorID"] == -400
+        await c.send({"RequestID": 4})
+        f = await c.recv()
+        assert f["RspInfo"]["ErrorID"] == -400 and f["RequestID"] == 4
+        await c.send({"MsgType": "ReqQryOrder", "RequestID": 5, "Pad": "x" * 70000})
+        f = await c.recv()
+        assert f["RspInfo"]["ErrorID"] == -400 and "limit" in f["Detail"]
+        await c.send({"MsgType": "ReqTrade", "RequestID": 6})
+        f = await c.recv()
+        assert (f["RspInfo"]["ErrorID"], f["RequestID"], f["Request"]) == (-404, 6, "ReqTrade")
+        await c.send({"MsgType": "ReqQryOrder", "RequestID": 7, "QryOrder": {}})
+        f = await c.recv()
+        assert (f["MsgType"], f["RspInfo"]["ErrorID"], f["RequestID"]) == ("RspQryOrder", -401, 7)
+        await c.send({"MsgType": "ReqUserLogin", "RequestID": 8,
+                      "ReqUserLogin": {"UserID": "frank", "Password": "p" * 41}})
+        f = await c.recv()
+        assert f["RspInfo"]["ErrorID"] == -400 and "Password" in f["Detail"]
+        assert "ppppp" not in str(f)
+        await ready(c, "frank")
+        await c.send({"MsgType": "ReqOrderInsert", "RequestID": 9,
+                      "InputOrder": {"LimitPrice": "3500"}})
+        f = await c.expect(lambda f: f.get("RequestID") == 9)
+        assert f["MsgType"] == "RspOrderInsert" and f["RspInfo"]["ErrorID"] == -400
+        assert f["Detail"] == "InputOrder.LimitPrice: expected a number, got string"
+        # the connection survived all of it
+        rows = await c.query("ReqQryTradingAccount", rid=10)
+        assert rows[-1]["IsLast"] is True
+
+
+async def test_queue_full_gives_429(nursery: trio.Nursery, cfg: Config) -> None:
+    cfg = replace(cfg, limits={"max_queued_requests": 3, "queries_per_second": 1.0})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as c:
+        await ready(c)
+        for rid in range(1, 11):
+            await c.send({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": rid})
+        refused = await c.expect(lambda f: f.get("RspInfo") and f["RspInfo"]["ErrorID"] == -429)
+        assert refused["MsgType"] == "RspQryInstrument" and refused["RequestID"] >= 4
+
+
+async def test_query_burst_completes_in_order(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "gina")
+        names = ["ReqQryTradingAccount", "ReqQryInvestorPosition", "ReqQryOrder", "ReqQryTrade",
+                 "ReqQryInvestor"] * 4
+        for rid, name in enumerate(names, start=1):
+            await c.send({"MsgType": name, name[3:]: {}, "RequestID": rid})
+        finished = []
+        with trio.fail_after(30):
+            while len(finished) < len(names):
+                f = await c.recv()
+                assert f.get("RspInfo") is None or f["RspInfo"]["ErrorID"] == 0, f
+                if f.get("IsLast") and isinstance(f.get("RequestID"), int):
+                    finished.append(f["RequestID"])
+        assert finished == list(range(1, len(names) + 1))
+
+
+async def test_front_drop_and_recovery(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        first = await ready(c, "hank")
+        await trio.to_thread.run_sync(
+            lambda: service.exchange.drop_fronts(reason=4097, reconnect_after_s=0.5)
+        )
+        down = await c.expect("FrontDisconnected")
+        assert down["FrontDisconnected"]["Reason"] == 4097
+        assert down["RspInfo"]["ErrorID"] == 4097
+        await c.send({"MsgType": "ReqOrderInsert", "RequestID": 50, "InputOrder": {}})
+        refused = await c.expect(lambda f: f.get("RequestID") == 50)
+        assert refused["RspInfo"]["ErrorID"] == -503
+        await c.expect("FrontConnected")
+        again = await c.expect("RspUserLogin")
+        assert again["RequestID"] is None
+        assert again["RspUserLogin"]["SessionID"] != first["RspUserLogin"]["SessionID"]
+        await c.expect(lambda f: f.get("MsgType") == "SessionState"
+                       and f["SessionState"]["State"] == "ready")
+        rows = await c.query("ReqQryTradingAccount", rid=51)
+        assert rows[-1]["IsLast"] is True
+
+
+async def test_password_change_and_logout(service: ServiceInfo) -> None:
+    async with connect(service.ws_port) as c:
+        await ready(c, "ivy", "old")
+        await c.send({"MsgType": "ReqUserPasswordUpdate", "RequestID": 60,
+                      "UserPasswordUpdate": {"OldPassword": "old", "NewPassword": "new"}})
+        rsp = await c.expect("RspUserPasswordUpdate")
+        assert rsp["RequestID"] == 60 and (rsp["RspInfo"] is None
+                                           or rsp["RspInfo"]["ErrorID"] == 0)
+        assert "old" not in str(rsp["UserPasswordUpdate"]).lower().replace("hold", "")
+        assert "NewPassword" not in rsp["UserPasswordUpdate"]
+        # the re-login after a link drop uses the new password
+        await trio.to_thread.run_sync(
+            lambda: service.exchange.drop_fronts(reason=4097, reconnect_after_s=0.3)
+        )
+        await c.expect("FrontDisconnected")
+        again = await c.expect("RspUserLogin")
+        assert again["RspInfo"] is None or again["RspInfo"]["ErrorID"] == 0
+        await c.send({"MsgType": "ReqUserLogout", "ReqUserLogout": {}, "RequestID": 61})
+        bye = await c.expect("RspUserLogout")
+        assert bye["RequestID"] == 61
+        await c.send({"MsgType": "ReqQryOrder", "RequestID": 62})
+        f = await c.expect(lambda f: f.get("RequestID") == 62)
+        assert f["RspInfo"]["ErrorID"] == -401
+    async with connect(service.ws_port) as c:
+        assert (await c.login("ivy", "old"))["RspInfo"]["ErrorID"] == 3
+        ok = await c.login("ivy", "new", rid=2)
+        assert ok["MsgType"] == "RspUserLogin"
+
+
+async def test_http_endpoints(service: ServiceInfo) -> None:
+    status, _, body = await http_get(service.http_port, "/healthz")
+    assert status == 200 and b'"status":"ok"' in body.replace(b" ", b"")
+    status, headers, body = await http_get(service.http_port, "/api/endpoints")
+    assert status == 200
+    assert f"ws://127.0.0.1:{service.ws_port}/td/".encode() in body
+    status, headers, body = await http_get(service.http_port, "/metrics")
+    assert status == 200 and b"webctp_sessions_active" in body
+    status, _, body = await http_get(service.http_port, "/")
+    assert status == 200 and b"<html" in body.lower()
+    status, _, _ = await http_get(service.http_port, "/web/../config.toml")
+    assert status == 404
