@@ -111,7 +111,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--out",
-        default=str(pathlib.Path(__file__).resolve().parent.parent / "webctp/protocol/catalogue.json"),
+        default=str(
+            pathlib.Path(__file__).resolve().parent.parent / "webctp/protocol/catalogue.json"
+        ),
     )
     args = parser.parse_args()
     from openctp_ctp import mdapi, tdapi  # needs the locale: see the module docstring
@@ -144,7 +146,8 @@ def main() -> int:
     text = json.dumps(catalogue, ensure_ascii=False, indent=1, sort_keys=False)
     pathlib.Path(args.out).write_text(text + "\n", encoding="utf-8")
     print(
-        f"wrote {args.out}: {len(structs)} structs, {len(catalogue['td']['requests'])} td requests, "
+        f"wrote {args.out}: {len(structs)} structs, "
+        f"{len(catalogue['td']['requests'])} td requests, "
         f"{len(catalogue['td']['callbacks'])} td callbacks, {len(constants)} constants",
         file=sys.stderr,
     )

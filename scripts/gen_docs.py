@@ -41,23 +41,39 @@ def reference(api: Api) -> str:
     cat = load()
     spec = cat.api(api)
     out: list[str] = [BEGIN, "", f"Generated from {cat.binding} ({cat.api_version}).", ""]
-    out += ["### Requests", "", "| MsgType | payload key | response | lane | description |",
-            "|---|---|---|---|---|"]
+    out += [
+        "### Requests",
+        "",
+        "| MsgType | payload key | response | lane | description |",
+        "|---|---|---|---|---|",
+    ]
     for name, req in sorted(spec.requests.items()):
-        lane = "query" if req.is_query else ("direct" if name in (
-            "ReqUserLogin", "ReqUserLogout") else "order")
+        lane = (
+            "query"
+            if req.is_query
+            else ("direct" if name in ("ReqUserLogin", "ReqUserLogout") else "order")
+        )
         rsp = req.response if ("On" + req.response) in spec.callbacks else "—"
-        out.append(f"| `{name}` | `{req.payload_key}` | `{rsp}` | {lane} | "
-                   f"{_one_line(req.doc)} |")
-    out += ["", "### Responses and pushes", "", "| MsgType | payload key | kind | description |",
-            "|---|---|---|---|"]
-    for name, cb in sorted(spec.callbacks.items()):
-        kind = {"rsp": "response", "rtn": "push", "errrtn": "push (error)",
-                "event": "link event"}[cb.kind]
-        out.append(f"| `{cb.msg_type}` | `{cb.payload_key or '—'}` | {kind} | "
-                   f"{_one_line(cb.doc.split(':type')[0])} |")
-    used = sorted({r.struct for r in spec.requests.values()}
-                  | {c.struct for c in spec.callbacks.values() if c.struct})
+        out.append(f"| `{name}` | `{req.payload_key}` | `{rsp}` | {lane} | {_one_line(req.doc)} |")
+    out += [
+        "",
+        "### Responses and pushes",
+        "",
+        "| MsgType | payload key | kind | description |",
+        "|---|---|---|---|",
+    ]
+    for _, cb in sorted(spec.callbacks.items()):
+        kind = {"rsp": "response", "rtn": "push", "errrtn": "push (error)", "event": "link event"}[
+            cb.kind
+        ]
+        out.append(
+            f"| `{cb.msg_type}` | `{cb.payload_key or '—'}` | {kind} | "
+            f"{_one_line(cb.doc.split(':type')[0])} |"
+        )
+    used = sorted(
+        {r.struct for r in spec.requests.values()}
+        | {c.struct for c in spec.callbacks.values() if c.struct}
+    )
     out += ["", "### Payload fields", ""]
     for struct in used:
         out += [f"#### {struct}", "", _one_line(cat.structs[struct].doc), ""]

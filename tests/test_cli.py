@@ -17,8 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "webctp", *args], capture_output=True,
-                          text=True, timeout=60, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "webctp", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_repo_config_loads() -> None:
@@ -66,11 +72,14 @@ def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
     assert proc.stderr is not None
     try:
-        ports = {}
+        ports: dict[str, int] = {}
         deadline = time.monotonic() + 30
         while len(ports) < 2 and time.monotonic() < deadline:
             line = proc.stderr.readline()

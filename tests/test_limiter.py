@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import trio
+import trio.lowlevel
 import trio.testing
 
 from webctp._limiter import Job, Lane, RequestLimiter
@@ -30,8 +33,13 @@ class Recorder:
 
 
 def make(**kw: float) -> RequestLimiter:
-    args = {"queries_per_second": 2.0, "orders_per_second": 5.0, "max_queued": 5,
-            "query_timeout_s": 30.0, "retry_delay_s": 1.0}
+    args = {
+        "queries_per_second": 2.0,
+        "orders_per_second": 5.0,
+        "max_queued": 5,
+        "query_timeout_s": 30.0,
+        "retry_delay_s": 1.0,
+    }
     args.update(kw)
     return RequestLimiter(**args)  # type: ignore[arg-type]
 
@@ -45,7 +53,7 @@ async def answer_queries(limiter: RequestLimiter, after: float, count: int) -> N
         job = previous = limiter.inflight
         await trio.sleep(after)
         limiter.query_answered(job.rid)
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
 
 
 async def test_queries_serialised_and_paced(autojump_clock: trio.testing.MockClock) -> None:
@@ -61,7 +69,7 @@ async def test_queries_serialised_and_paced(autojump_clock: trio.testing.MockClo
         nursery.cancel_scope.cancel()
     times = [t - start for t, _ in rec.sent]
     assert [n for _, n in rec.sent] == ["q0", "q1", "q2", "q3"]
-    for a, b in zip(times, times[1:]):
+    for a, b in itertools.pairwise(times):
         assert b - a >= 1.2 - 1e-9  # one in flight
     assert not rec.failed
 
@@ -76,7 +84,7 @@ async def test_query_rate_when_answers_are_fast(autojump_clock: trio.testing.Moc
         await answer_queries(limiter, 0.01, 5)
         nursery.cancel_scope.cancel()
     times = [t for t, _ in rec.sent]
-    for a, b in zip(times, times[1:]):
+    for a, b in itertools.pairwise(times):
         assert b - a >= 0.5 - 1e-9  # 2 per second
 
 
@@ -94,7 +102,7 @@ async def test_orders_paced_and_independent_of_queries(
         nursery.cancel_scope.cancel()
     orders = [t for t, n in rec.sent if n.startswith("o")]
     assert len(orders) == 10  # not blocked behind the unanswered query
-    for a, b in zip(orders, orders[1:]):
+    for a, b in itertools.pairwise(orders):
         assert abs((b - a) - 0.2) < 1e-6
 
 

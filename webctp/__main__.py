@@ -1,4 +1,7 @@
-"""``python -m webctp --config config.toml [--mode td|md|all] [--host H] [--port P] [--ws-port W]``"""
+"""The command line.
+
+``python -m webctp --config config.toml [--mode td|md|all] [--host H] [--port P] [--ws-port W]``
+"""
 
 from __future__ import annotations
 
@@ -50,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = load_config(args.config)
-        cfg = with_overrides(cfg, mode=args.mode, host=args.host, port=args.port,
-                             ws_port=args.ws_port)
+        cfg = with_overrides(
+            cfg, mode=args.mode, host=args.host, port=args.port, ws_port=args.ws_port
+        )
     except ConfigError as exc:
         print(f"webctp: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     from .backend import load_backend
     from .backend._ctp import BindingUnavailable
 
+    if cfg.ctp.backend == "ctp":
+        from .backend._console import capture
+
+        capture()  # the library prints on fd 1/2: relay it as log lines, keep stdout clean
     try:
         load_backend(cfg.ctp)  # fail here, with a message, rather than inside the event loop
     except BindingUnavailable as exc:

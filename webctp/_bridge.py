@@ -147,7 +147,7 @@ def _make_tick_method() -> Callable[..., None]:
     i_instrument = struct_codec.names.index("InstrumentID")
     del cb
 
-    def OnRtnDepthMarketData(self: Any, data: Any) -> None:  # noqa: N802 - CTP's name
+    def OnRtnDepthMarketData(self: Any, data: Any) -> None:
         try:
             if data is not None:
                 values = capture(data)
@@ -168,8 +168,10 @@ def spi_class(base: type, api: Api) -> type:
     if api == "md":
         namespace["OnRtnDepthMarketData"] = _make_tick_method()
 
-    def __init__(self: Any, sink: Sink) -> None:  # noqa: N807
-        base.__init__(self)
+    base_init: Callable[[Any], None] = base.__init__  # type: ignore[misc]
+
+    def __init__(self: Any, sink: Sink) -> None:
+        base_init(self)  # the binding's Spi needs it, or RegisterSpi raises TypeError
         self._sink = sink
 
     namespace["__init__"] = __init__

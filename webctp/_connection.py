@@ -49,8 +49,9 @@ async def handle_request(request: WebSocketRequest, ctx: ServiceContext) -> None
             await request.reject(401, body=b"missing or wrong token\n")
             return
     if server.allowed_origins:
-        origin = next((v.decode("latin-1") for k, v in request.headers if k.lower() == b"origin"),
-                      None)
+        origin = next(
+            (v.decode("latin-1") for k, v in request.headers if k.lower() == b"origin"), None
+        )
         if origin is not None and origin not in server.allowed_origins:
             await request.reject(403, body=b"origin not allowed\n")
             return
@@ -90,8 +91,12 @@ async def _watch_overflow(ws: WebSocketConnection, session: Session, ctx: Servic
     closed with a reason instead (1011), and the session is released."""
     await session.sink.overflowed.wait()
     ctx.metrics.overflows += 1
-    log.error("event=event_overflow session=%d kind=%s capacity=%d", session.id, session.kind,
-              ctx.cfg.limits.event_queue)
+    log.error(
+        "event=event_overflow session=%d kind=%s capacity=%d",
+        session.id,
+        session.kind,
+        ctx.cfg.limits.event_queue,
+    )
     await ws.aclose(code=1011, reason="event queue overflow: client reads too slowly")
 
 

@@ -14,4 +14,3 @@ class ServiceContext:
     cfg: Config
     backend: ApiModules
     metrics: Metrics = field(default_factory=Metrics)
-

@@ -23,8 +23,12 @@ _SUBSCRIBE = {
     "SubscribeForQuoteRsp": ("SubscribeForQuoteRsp", "RspSubForQuoteRsp", "quote", True),
     "UnSubscribeForQuoteRsp": ("UnSubscribeForQuoteRsp", "RspUnSubForQuoteRsp", "quote", False),
 }
-_RSP_TO_KIND = {"OnRspSubMarketData": "md", "OnRspUnSubMarketData": "md",
-                "OnRspSubForQuoteRsp": "quote", "OnRspUnSubForQuoteRsp": "quote"}
+_RSP_TO_KIND = {
+    "OnRspSubMarketData": "md",
+    "OnRspUnSubMarketData": "md",
+    "OnRspSubForQuoteRsp": "quote",
+    "OnRspUnSubForQuoteRsp": "quote",
+}
 
 
 class MdSession(Session):
@@ -62,16 +66,24 @@ class MdSession(Session):
                 if instrument not in subscribed:
                     continue
                 await self.send_tick(
-                    codec.dumps({"MsgType": "RtnDepthMarketData",
-                                 "DepthMarketData": tick_codec.to_dict(values)})
+                    codec.dumps(
+                        {
+                            "MsgType": "RtnDepthMarketData",
+                            "DepthMarketData": tick_codec.to_dict(values),
+                        }
+                    )
                 )
                 metrics.ticks_out += 1
 
     async def handle(self, text: str | bytes) -> None:
         env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
         if isinstance(env, envelope.BadEnvelope):
-            await self.send_error(env.error.code, request=env.msg_type,
-                                  request_id=env.request_id, detail=env.error.detail)
+            await self.send_error(
+                env.error.code,
+                request=env.msg_type,
+                request_id=env.request_id,
+                detail=env.error.detail,
+            )
             return
         msg_type = env.msg_type
         try:
@@ -79,19 +91,27 @@ class MdSession(Session):
                 await self.subscribe(msg_type, env)
             elif msg_type == "ReqUserLogin":
                 spec = self.catalogue.md.requests[msg_type]
-                fields = dict(validate(self.catalogue.struct(spec.struct),
-                                       env.body.get(spec.payload_key), key=spec.payload_key))
+                fields = dict(
+                    validate(
+                        self.catalogue.struct(spec.struct),
+                        env.body.get(spec.payload_key),
+                        key=spec.payload_key,
+                    )
+                )
                 await self.client_login(env.request_id, fields)
             elif msg_type in self.catalogue.md.requests:
                 await self.request(msg_type, env)
             else:
                 await self.send_error(
-                    Code.UNKNOWN_MSGTYPE, request=msg_type, request_id=env.request_id,
+                    Code.UNKNOWN_MSGTYPE,
+                    request=msg_type,
+                    request_id=env.request_id,
                     detail=f"{msg_type} is not a market-data request (see docs/md_protocol.md)",
                 )
         except ProtocolError as exc:
-            await self.send_error(exc.code, request=msg_type, request_id=env.request_id,
-                                  detail=exc.detail)
+            await self.send_error(
+                exc.code, request=msg_type, request_id=env.request_id, detail=exc.detail
+            )
 
     def _check_ready(self) -> None:
         if self.state is State.READY:
@@ -102,8 +122,9 @@ class MdSession(Session):
 
     async def request(self, msg_type: str, env: envelope.Envelope) -> None:
         spec = self.catalogue.md.requests[msg_type]
-        assignments = validate(self.catalogue.struct(spec.struct), env.body.get(spec.payload_key),
-                               key=spec.payload_key)
+        assignments = validate(
+            self.catalogue.struct(spec.struct), env.body.get(spec.payload_key), key=spec.payload_key
+        )
         self._check_ready()
         fields = dict(assignments)
         by_name = self.catalogue.struct(spec.struct).by_name
@@ -124,7 +145,10 @@ class MdSession(Session):
         ids = instrument_list(env.body.get("InstrumentID"), max_items=limits.md_max_instruments)
         self._check_ready()
         wanted = self.subscribed[kind]
-        if add and len(wanted) + len([i for i in ids if i not in wanted]) > limits.md_max_instruments:
+        if (
+            add
+            and len(wanted) + len([i for i in ids if i not in wanted]) > limits.md_max_instruments
+        ):
             raise ProtocolError(
                 Code.BAD_REQUEST,
                 f"at most {limits.md_max_instruments} subscribed instruments per session",
@@ -139,8 +163,7 @@ class MdSession(Session):
         if code != 0:
             for instrument in ids:
                 self._pop_waiting(kind, instrument, add)
-            await self.send_error(code, request=msg_type, request_id=env.request_id,
-                                  msg_type=rsp)
+            await self.send_error(code, request=msg_type, request_id=env.request_id, msg_type=rsp)
 
     async def send_batches(self, method: str, ids: list[str]) -> int:
         """CTP can drop a session flooded with subscriptions: send them in paced batches."""
@@ -170,14 +193,19 @@ class MdSession(Session):
         cb = ev.cb
         kind = _RSP_TO_KIND.get(cb.name)
         if kind is not None:
-            payload = codec.codec(cb.struct).to_dict(ev.values) if (cb.struct and ev.values) else None
+            payload = (
+                codec.codec(cb.struct).to_dict(ev.values) if (cb.struct and ev.values) else None
+            )
             instrument = str(payload.get("InstrumentID", "")) if payload else ""
             add = "UnSub" not in cb.name
             found, client_rid = self._pop_waiting(kind, instrument, add)
             if found and client_rid is None:
                 return  # an internal re-subscription after a reconnect
-            await self.send(codec.response(cb.msg_type, cb.payload_key, payload, ev.info,
-                                           client_rid, ev.is_last))
+            await self.send(
+                codec.response(
+                    cb.msg_type, cb.payload_key, payload, ev.info, client_rid, ev.is_last
+                )
+            )
             return
         pending = self.pending.get(ev.request_id)
         if pending is not None and pending.internal:
@@ -186,8 +214,14 @@ class MdSession(Session):
                 pending.done.set()
             return
         payload = codec.codec(cb.struct).to_dict(ev.values) if (cb.struct and ev.values) else None
-        frame = codec.response(cb.msg_type, cb.payload_key, payload, ev.info,
-                               pending.client_rid if pending else None, ev.is_last)
+        frame = codec.response(
+            cb.msg_type,
+            cb.payload_key,
+            payload,
+            ev.info,
+            pending.client_rid if pending else None,
+            ev.is_last,
+        )
         if pending is not None and cb.name == "OnRspError":
             frame["Request"] = pending.request
         await self.send(frame)
@@ -201,8 +235,11 @@ class MdSession(Session):
     async def client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
         if self._login_lock.locked() or self.state is State.READY:
             await self.send_error(
-                Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
-                detail="a login is already in progress" if self._login_lock.locked()
+                Code.BAD_REQUEST,
+                request="ReqUserLogin",
+                request_id=client_rid,
+                detail="a login is already in progress"
+                if self._login_lock.locked()
                 else "already logged in; send ReqUserLogout first",
             )
             return
@@ -220,12 +257,18 @@ class MdSession(Session):
             except LoginFailed as exc:
                 self.password = ""
                 self.state = State.CONNECTED if self.front_connected.is_set() else State.CONNECTING
-                await self.send_error(exc.code, request="ReqUserLogin", request_id=client_rid,
-                                      error_msg=exc.message, detail=exc.detail,
-                                      msg_type=exc.msg_type)
+                await self.send_error(
+                    exc.code,
+                    request="ReqUserLogin",
+                    request_id=client_rid,
+                    error_msg=exc.message,
+                    detail=exc.detail,
+                    msg_type=exc.msg_type,
+                )
                 return
-            await self.send(codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid,
-                                           True))
+            await self.send(
+                codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid, True)
+            )
             await self.set_state(State.READY, "logged in")
 
     async def ctp_login(self) -> dict[str, Any]:

@@ -43,7 +43,9 @@ class Metrics:
             "WebSocket sessions opened.",
             [(f'{{kind="{k}"}}', self.sessions_total[k]) for k in kinds],
         )
-        metric("frames_received_total", "counter", "Client frames received.", [("", self.frames_in)])
+        metric(
+            "frames_received_total", "counter", "Client frames received.", [("", self.frames_in)]
+        )
         metric("frames_sent_total", "counter", "Frames sent to clients.", [("", self.frames_out)])
         metric("ticks_sent_total", "counter", "Market-data ticks sent.", [("", self.ticks_out)])
         metric(
@@ -58,7 +60,9 @@ class Metrics:
             "Error frames sent by the gateway, by ErrorID.",
             [(f'{{code="{c}"}}', n) for c, n in sorted(self.errors.items())] or [("", 0)],
         )
-        metric("ctp_requests_total", "counter", "Req* calls made to CTP.", [("", self.ctp_requests)])
+        metric(
+            "ctp_requests_total", "counter", "Req* calls made to CTP.", [("", self.ctp_requests)]
+        )
         metric(
             "ctp_retries_total",
             "counter",
@@ -71,7 +75,12 @@ class Metrics:
             "OnFrontDisconnected callbacks.",
             [("", self.front_disconnects)],
         )
-        metric("relogins_total", "counter", "Automatic re-logins after a reconnect.", [("", self.relogins)])
+        metric(
+            "relogins_total",
+            "counter",
+            "Automatic re-logins after a reconnect.",
+            [("", self.relogins)],
+        )
         metric(
             "event_overflows_total",
             "counter",

@@ -40,8 +40,9 @@ _session_ids = itertools.count(1)
 
 # Login errors that retrying with the same credentials cannot fix (and that lock accounts or
 # ban IPs when retried in a loop): invalid login, auth failures, bans, password must change.
-PERMANENT_LOGIN_ERRORS = frozenset({3, 4, 9, 11, 12, 13, 48, 63, 64, 75, 131, 140, 141, 143, 144,
-                                    4043, 4060})
+PERMANENT_LOGIN_ERRORS = frozenset(
+    {3, 4, 9, 11, 12, 13, 48, 63, 64, 75, 131, 140, 141, 143, 144, 4043, 4060}
+)
 
 
 class State(enum.Enum):
@@ -160,14 +161,18 @@ class Session:
     async def set_state(self, state: State, detail: str = "") -> None:
         if state is not self.state:
             self.state = state
-            log.info("event=session_state session=%d kind=%s state=%s", self.id, self.kind,
-                     state.value)
+            log.info(
+                "event=session_state session=%d kind=%s state=%s", self.id, self.kind, state.value
+            )
             await self.push_state(detail)
 
     # --- CTP API lifecycle ----------------------------------------------------------------
     def flow_path(self) -> str:
-        folder = Path(self.cfg.ctp.flow_dir) / self.kind / safe_name(self.user_id) / (
-            f"s{os.getpid()}-{self.id}"
+        folder = (
+            Path(self.cfg.ctp.flow_dir)
+            / self.kind
+            / safe_name(self.user_id)
+            / (f"s{os.getpid()}-{self.id}")
         )
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder) + os.sep
@@ -195,8 +200,12 @@ class Session:
             api.RegisterFront(front)
         self.state = State.CONNECTING
         api.Init()
-        log.info("event=ctp_init session=%d kind=%s fronts=%s", self.id, self.kind,
-                 ",".join(self.fronts()))
+        log.info(
+            "event=ctp_init session=%d kind=%s fronts=%s",
+            self.id,
+            self.kind,
+            ",".join(self.fronts()),
+        )
 
     async def release(self) -> None:
         """Release the API off the Trio thread, bounded in time; safe to call twice."""
@@ -216,8 +225,12 @@ class Session:
         with trio.move_on_after(self.cfg.ctp.release_timeout_s, shield=True) as scope:
             await trio.to_thread.run_sync(_release, abandon_on_cancel=True)
         if scope.cancelled_caught:
-            log.warning("event=release_timeout session=%d kind=%s timeout_s=%g", self.id,
-                        self.kind, self.cfg.ctp.release_timeout_s)
+            log.warning(
+                "event=release_timeout session=%d kind=%s timeout_s=%g",
+                self.id,
+                self.kind,
+                self.cfg.ctp.release_timeout_s,
+            )
         else:
             log.info("event=ctp_released session=%d kind=%s", self.id, self.kind)
         self.spi = None
@@ -261,7 +274,10 @@ class Session:
         finally:
             self.pending.pop(rid, None)
         if scope.cancelled_caught:
-            return (Code.TIMEOUT, f"no answer to {method} in {self.cfg.ctp.request_timeout_s:g} s"), []
+            return (
+                Code.TIMEOUT,
+                f"no answer to {method} in {self.cfg.ctp.request_timeout_s:g} s",
+            ), []
         if pending.failure is not None:
             return pending.failure, []
         info = next((ev.info for ev in pending.rows if ev.info and ev.info[0] != 0), None)
@@ -336,22 +352,27 @@ class Session:
             # OnFrontConnected (CTP reports 4097 before ever connecting) keeps waiting on it
             self.front_connected = trio.Event()
         text = disconnect_description(reason)
-        log.warning("event=front_disconnected session=%d kind=%s reason=%d", self.id, self.kind,
-                    reason)
+        log.warning(
+            "event=front_disconnected session=%d kind=%s reason=%d", self.id, self.kind, reason
+        )
         await self.send(
             {
                 "MsgType": "FrontDisconnected",
                 "RspInfo": {"ErrorID": reason, "ErrorMsg": text},
-                "FrontDisconnected": {"Reason": reason, "Hex": f"0x{reason:04x}",
-                                      "Description": text},
+                "FrontDisconnected": {
+                    "Reason": reason,
+                    "Hex": f"0x{reason:04x}",
+                    "Description": text,
+                },
             }
         )
         if self._relogin_scope is not None:
             self._relogin_scope.cancel()
         detail = f"broker link down: {text} ({reason})"
         for p in self.fail_pending(Code.LINK_DOWN, detail):
-            await self.send_error(Code.LINK_DOWN, request=p.request, request_id=p.client_rid,
-                                  detail=detail)
+            await self.send_error(
+                Code.LINK_DOWN, request=p.request, request_id=p.client_rid, detail=detail
+            )
         await self.on_link_down(detail)
         if self.state in (State.READY, State.RELOGGING, State.DISCONNECTED):
             await self.set_state(State.DISCONNECTED, detail)
@@ -375,33 +396,34 @@ class Session:
     async def _relogin_attempts(self, delay: float) -> None:
         ctp = self.cfg.ctp
         async with self._login_lock:
-                for attempt in range(1, ctp.relogin_max_attempts + 1):
-                    await self.set_state(State.RELOGGING, f"attempt {attempt}")
-                    try:
-                        row = await self.ctp_login()
-                    except LoginFailed as exc:
-                        await self.send_error(
-                            exc.code,
-                            request="ReqUserLogin",
-                            request_id=None,
-                            error_msg=exc.message,
-                            detail=f"automatic re-login failed: {exc.detail or exc.message}",
-                            msg_type=exc.msg_type,
-                        )
-                        if exc.code in PERMANENT_LOGIN_ERRORS:
-                            await self.set_state(State.LOGIN_FAILED, exc.message)
-                            self.login_info = None
-                            return
-                        await trio.sleep(delay)
-                        delay = min(delay * 2, ctp.relogin_backoff_max_s)
-                        continue
-                    self.ctx.metrics.relogins += 1
-                    await self.send(codec.response("RspUserLogin", "RspUserLogin", row, None,
-                                                   None, True))
-                    await self.set_state(State.READY, "logged in again after a reconnect")
-                    await self.after_login(relogin=True)
-                    return
-                await self.set_state(State.LOGIN_FAILED, "re-login attempts exhausted")
+            for attempt in range(1, ctp.relogin_max_attempts + 1):
+                await self.set_state(State.RELOGGING, f"attempt {attempt}")
+                try:
+                    row = await self.ctp_login()
+                except LoginFailed as exc:
+                    await self.send_error(
+                        exc.code,
+                        request="ReqUserLogin",
+                        request_id=None,
+                        error_msg=exc.message,
+                        detail=f"automatic re-login failed: {exc.detail or exc.message}",
+                        msg_type=exc.msg_type,
+                    )
+                    if exc.code in PERMANENT_LOGIN_ERRORS:
+                        await self.set_state(State.LOGIN_FAILED, exc.message)
+                        self.login_info = None
+                        return
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, ctp.relogin_backoff_max_s)
+                    continue
+                self.ctx.metrics.relogins += 1
+                await self.send(
+                    codec.response("RspUserLogin", "RspUserLogin", row, None, None, True)
+                )
+                await self.set_state(State.READY, "logged in again after a reconnect")
+                await self.after_login(relogin=True)
+                return
+            await self.set_state(State.LOGIN_FAILED, "re-login attempts exhausted")
 
     async def on_response(self, ev: Event) -> None:
         raise NotImplementedError

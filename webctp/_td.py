@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from functools import partial
 from typing import Any
 
@@ -53,8 +52,12 @@ class TdSession(Session):
     async def handle(self, text: str | bytes) -> None:
         env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
         if isinstance(env, envelope.BadEnvelope):
-            await self.send_error(env.error.code, request=env.msg_type,
-                                  request_id=env.request_id, detail=env.error.detail)
+            await self.send_error(
+                env.error.code,
+                request=env.msg_type,
+                request_id=env.request_id,
+                detail=env.error.detail,
+            )
             return
         spec = self.catalogue.td.requests.get(env.msg_type)
         if spec is None:
@@ -67,24 +70,33 @@ class TdSession(Session):
             return
         try:
             assignments = validate(
-                self.catalogue.struct(spec.struct), env.body.get(spec.payload_key),
+                self.catalogue.struct(spec.struct),
+                env.body.get(spec.payload_key),
                 key=spec.payload_key,
             )
         except ProtocolError as exc:
-            await self.send_error(exc.code, request=spec.msg_type, request_id=env.request_id,
-                                  detail=exc.detail)
+            await self.send_error(
+                exc.code, request=spec.msg_type, request_id=env.request_id, detail=exc.detail
+            )
             return
         if spec.msg_type == "ReqUserLogin":
             await self.client_login(env.request_id, assignments)
             return
         if self.state is not State.READY:
             if self.state in LINK_DOWN_STATES:
-                await self.send_error(Code.LINK_DOWN, request=spec.msg_type,
-                                      request_id=env.request_id,
-                                      detail="the broker link is down; retry after RspUserLogin")
+                await self.send_error(
+                    Code.LINK_DOWN,
+                    request=spec.msg_type,
+                    request_id=env.request_id,
+                    detail="the broker link is down; retry after RspUserLogin",
+                )
             else:
-                await self.send_error(Code.NOT_LOGGED_IN, request=spec.msg_type,
-                                      request_id=env.request_id, detail="send ReqUserLogin first")
+                await self.send_error(
+                    Code.NOT_LOGGED_IN,
+                    request=spec.msg_type,
+                    request_id=env.request_id,
+                    detail="send ReqUserLogin first",
+                )
             return
         assignments = self.fill_defaults(spec, assignments, env.request_id)
         if spec.msg_type == "ReqUserLogout":
@@ -92,7 +104,9 @@ class TdSession(Session):
             if code != 0:
                 await self.send_error(code, request=spec.msg_type, request_id=env.request_id)
             return
-        job = Job(Lane.QUERY if spec.is_query else Lane.ORDER, send=lambda: 0, fail=lambda c, d: None)
+        job = Job(
+            Lane.QUERY if spec.is_query else Lane.ORDER, send=lambda: 0, fail=lambda c, d: None
+        )
         job.send = partial(self.send_request, spec, assignments, env.request_id, job)
         job.fail = partial(self._job_failed, spec, env.request_id)
         if not self.limiter.submit(job):
@@ -162,16 +176,28 @@ class TdSession(Session):
     async def client_login(self, client_rid: int, assignments: Assignments) -> None:
         fields = dict(assignments)
         if self._login_lock.locked():
-            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
-                                  detail="a login is already in progress")
+            await self.send_error(
+                Code.BAD_REQUEST,
+                request="ReqUserLogin",
+                request_id=client_rid,
+                detail="a login is already in progress",
+            )
             return
         if self.state is State.READY:
-            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
-                                  detail="already logged in; send ReqUserLogout first")
+            await self.send_error(
+                Code.BAD_REQUEST,
+                request="ReqUserLogin",
+                request_id=client_rid,
+                detail="already logged in; send ReqUserLogout first",
+            )
             return
         if not fields.get("UserID"):
-            await self.send_error(Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid,
-                                  detail="ReqUserLogin.UserID is required")
+            await self.send_error(
+                Code.BAD_REQUEST,
+                request="ReqUserLogin",
+                request_id=client_rid,
+                detail="ReqUserLogin.UserID is required",
+            )
             return
         assert self.nursery is not None
         self.nursery.start_soon(self._client_login, client_rid, fields)
@@ -194,12 +220,18 @@ class TdSession(Session):
                 self.state = State.CONNECTED if self.front_connected.is_set() else State.CONNECTING
                 if previous is State.LOGIN_FAILED:
                     self.state = previous
-                await self.send_error(exc.code, request="ReqUserLogin", request_id=client_rid,
-                                      error_msg=exc.message, detail=exc.detail,
-                                      msg_type=exc.msg_type)
+                await self.send_error(
+                    exc.code,
+                    request="ReqUserLogin",
+                    request_id=client_rid,
+                    error_msg=exc.message,
+                    detail=exc.detail,
+                    msg_type=exc.msg_type,
+                )
                 return
-            await self.send(codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid,
-                                           True))
+            await self.send(
+                codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid, True)
+            )
             await self.set_state(State.READY, "logged in")
 
     async def ctp_login(self) -> dict[str, Any]:
@@ -245,8 +277,12 @@ class TdSession(Session):
             )
             if info is not None and info[0] != 0:
                 raise LoginFailed("RspSettlementInfoConfirm", info[0], info[1])
-        log.info("event=logged_in session=%d kind=td front_id=%s session_id=%s", self.id,
-                 row.get("FrontID"), row.get("SessionID"))
+        log.info(
+            "event=logged_in session=%d kind=td front_id=%s session_id=%s",
+            self.id,
+            row.get("FrontID"),
+            row.get("SessionID"),
+        )
         return row
 
     # --- CTP events -----------------------------------------------------------------------
@@ -282,8 +318,9 @@ class TdSession(Session):
             self.ctx.metrics.ctp_retries += 1
             return  # CTP's query flow control: the limiter retries it, the client never sees 90
         client_rid = pending.client_rid if pending is not None else None
-        frame = codec.response(cb.msg_type, cb.payload_key, self._payload(ev), ev.info,
-                               client_rid, ev.is_last)
+        frame = codec.response(
+            cb.msg_type, cb.payload_key, self._payload(ev), ev.info, client_rid, ev.is_last
+        )
         if pending is not None and cb.name == "OnRspError":
             frame["Request"] = pending.request
         await self.send(frame)

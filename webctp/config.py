@@ -182,9 +182,7 @@ def build(cls: type[T], table: dict[str, Any], where: str) -> T:
     for key, value in table.items():
         if key not in names or key == "source":
             known = ", ".join(sorted(n for n in names if n != "source"))
-            raise ConfigError(
-                f"{where or 'top level'}: unknown key {key!r} (known keys: {known})"
-            )
+            raise ConfigError(f"{where or 'top level'}: unknown key {key!r} (known keys: {known})")
         kwargs[key] = _convert(value, hints[key], f"{where}.{key}" if where else key)
     try:
         return cls(**kwargs)

@@ -71,8 +71,12 @@ async def run_service(
                 )
             )
             ws_port = ws_server.port
-            log.info("event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s", host,
-                     ws_port, cfg.server.mode)
+            log.info(
+                "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s",
+                host,
+                ws_port,
+                cfg.server.mode,
+            )
             hconfig = HypercornConfig()
             bind_host = f"[{host}]" if ":" in host else host
             hconfig.bind = [f"{bind_host}:{cfg.server.port}"]
@@ -85,13 +89,19 @@ async def run_service(
             ports = {"ws": ws_port}
             app = create_app(ctx, ports)
             binds = await nursery.start(
-                partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)  # type: ignore[arg-type]
+                partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)
             )
             http_port = int(str(binds[0]).rsplit(":", 1)[1])
             ports["http"] = http_port
-            log.info("event=listening service=http host=%s port=%d url=%s://%s:%d/ backend=%s",
-                     host, http_port, "https" if cfg.server.tls_cert else "http", bind_host,
-                     http_port, backend.name)
+            log.info(
+                "event=listening service=http host=%s port=%d url=%s://%s:%d/ backend=%s",
+                host,
+                http_port,
+                "https" if cfg.server.tls_cert else "http",
+                bind_host,
+                http_port,
+                backend.name,
+            )
             task_status.started(ServiceInfo(http_port, ws_port, ctx, exchange))
     finally:
         if exchange is not None:

@@ -16,12 +16,11 @@ STRUCTS = load().structs
 
 def test_protocol_package_is_pure() -> None:
     import webctp.protocol.codec
-    import webctp.protocol.validate  # noqa: F401
+    import webctp.protocol.validate
 
     for banned in ("openctp_ctp", "trio_websocket", "quart"):
         assert banned not in sys.modules or not any(
-            getattr(m, "__name__", "").startswith("webctp.protocol")
-            for m in [sys.modules[banned]]
+            getattr(m, "__name__", "").startswith("webctp.protocol") for m in [sys.modules[banned]]
         )
     source = "".join(
         open(m.__file__, encoding="utf-8").read()  # noqa: SIM115
@@ -57,8 +56,9 @@ def test_missing_request_id_is_zero() -> None:
         ('{"MsgType":"ReqQryOrder","RequestID":1,"x":"' + "a" * 600 + '"}', None, None, "limit"),
     ],
 )
-def test_parse_refused(frame: str | bytes, msg_type: str | None, rid: int | None,
-                       detail: str) -> None:
+def test_parse_refused(
+    frame: str | bytes, msg_type: str | None, rid: int | None, detail: str
+) -> None:
     bad = envelope.parse(frame, max_bytes=512)
     assert isinstance(bad, envelope.BadEnvelope)
     assert bad.error.code == Code.BAD_REQUEST
@@ -77,11 +77,28 @@ def test_error_frame_names_request_and_response() -> None:
 
 def test_validate_types_and_lengths() -> None:
     order = STRUCTS["InputOrder"]
-    ok = dict(validate(order, {"InstrumentID": "rb2601", "LimitPrice": 3500, "Direction": "0",
-                               "VolumeTotalOriginal": 1, "IsAutoSuspend": False,
-                               "BrokerID": None}, key="InputOrder"))
-    assert ok == {"InstrumentID": "rb2601", "LimitPrice": 3500.0, "Direction": "0",
-                  "VolumeTotalOriginal": 1, "IsAutoSuspend": 0, "BrokerID": ""}
+    ok = dict(
+        validate(
+            order,
+            {
+                "InstrumentID": "rb2601",
+                "LimitPrice": 3500,
+                "Direction": "0",
+                "VolumeTotalOriginal": 1,
+                "IsAutoSuspend": False,
+                "BrokerID": None,
+            },
+            key="InputOrder",
+        )
+    )
+    assert ok == {
+        "InstrumentID": "rb2601",
+        "LimitPrice": 3500.0,
+        "Direction": "0",
+        "VolumeTotalOriginal": 1,
+        "IsAutoSuspend": 0,
+        "BrokerID": "",
+    }
     cases = {
         "LimitPrice": ("3500", "expected a number"),
         "VolumeTotalOriginal": ("1", "expected an integer"),

@@ -43,15 +43,18 @@ class Client:
                 if predicate(frame):
                     return frame
 
-    async def collect(self, msg_type: str, request_id: int | None, timeout: float = 10.0
-                      ) -> list[Frame]:
+    async def collect(
+        self, msg_type: str, request_id: int | None, timeout: float = 10.0
+    ) -> list[Frame]:
         """All rows of one response, up to IsLast."""
         rows = []
         with trio.fail_after(timeout):
             while True:
                 frame = await self.expect(
-                    lambda f: f.get("MsgType") in (msg_type, "RspError")
-                    and f.get("RequestID") == request_id,
+                    lambda f: (
+                        f.get("MsgType") in (msg_type, "RspError")
+                        and f.get("RequestID") == request_id
+                    ),
                     timeout,
                 )
                 rows.append(frame)
@@ -59,16 +62,24 @@ class Client:
                     return rows
 
     async def login(self, user: str = "alice", password: str = "pw", rid: int = 1) -> Frame:
-        await self.send({"MsgType": "ReqUserLogin",
-                         "ReqUserLogin": {"UserID": user, "Password": password},
-                         "RequestID": rid})
+        await self.send(
+            {
+                "MsgType": "ReqUserLogin",
+                "ReqUserLogin": {"UserID": user, "Password": password},
+                "RequestID": rid,
+            }
+        )
         return await self.expect(
-            lambda f: f.get("RequestID") == rid and f.get("MsgType") in (
-                "RspUserLogin", "RspAuthenticate", "RspSettlementInfoConfirm")
+            lambda f: (
+                f.get("RequestID") == rid
+                and f.get("MsgType")
+                in ("RspUserLogin", "RspAuthenticate", "RspSettlementInfoConfirm")
+            )
         )
 
-    async def query(self, msg_type: str, payload: Frame | None = None, rid: int = 100
-                    ) -> list[Frame]:
+    async def query(
+        self, msg_type: str, payload: Frame | None = None, rid: int = 100
+    ) -> list[Frame]:
         key = msg_type[3:]
         await self.send({"MsgType": msg_type, key: payload or {}, "RequestID": rid})
         return await self.collect("Rsp" + msg_type[3:], rid)

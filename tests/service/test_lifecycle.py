@@ -39,13 +39,12 @@ async def test_hundred_sessions_leave_no_threads_or_fds(service: ServiceInfo) ->
     for n in range(100):
         await one_session(service.ws_port, "/td/" if n % 2 else "/md/", n)
     with trio.fail_after(10):
-        while service.ctx.metrics.sessions_active["td"] + service.ctx.metrics.sessions_active[
-            "md"
-        ]:
+        while service.ctx.metrics.sessions_active["td"] + service.ctx.metrics.sessions_active["md"]:
             await trio.sleep(0.05)
     await trio.sleep(0.2)
     threads1, fds1 = counts()
     assert threads1 <= threads0, (threads0, threads1)
     assert fds1 <= fds0, (fds0, fds1)
-    assert service.ctx.metrics.sessions_total["td"] + service.ctx.metrics.sessions_total[
-        "md"] == 106
+    assert (
+        service.ctx.metrics.sessions_total["td"] + service.ctx.metrics.sessions_total["md"] == 106
+    )

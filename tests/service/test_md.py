@@ -18,8 +18,9 @@ async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
 
 
 async def md_login(c: Client) -> None:
-    await c.send({"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": "", "Password": ""},
-                  "RequestID": 1})
+    await c.send(
+        {"MsgType": "ReqUserLogin", "ReqUserLogin": {"UserID": "", "Password": ""}, "RequestID": 1}
+    )
     frame = await c.expect("RspUserLogin")
     assert frame["RequestID"] == 1 and frame["IsLast"] is True
     assert frame["RspInfo"] is None or frame["RspInfo"]["ErrorID"] == 0
@@ -34,7 +35,8 @@ async def instruments(port: int, exchange: str, n: int) -> list[str]:
 
 async def test_subscribe_ticks_unsubscribe(service: ServiceInfo) -> None:
     wanted = await instruments(service.ws_port, "SHFE", 2) + await instruments(
-        service.ws_port, "CFFEX", 1)
+        service.ws_port, "CFFEX", 1
+    )
     async with connect(service.ws_port, "/md/") as c:
         await md_login(c)
         await c.send({"MsgType": "SubscribeMarketData", "InstrumentID": wanted, "RequestID": 7})
@@ -51,8 +53,7 @@ async def test_subscribe_ticks_unsubscribe(service: ServiceInfo) -> None:
                 assert tick["LastPrice"] < 1e300 and tick["AskPrice5"] < 1e300  # DBL_MAX -> 0
                 seen[tick["InstrumentID"]] = tick
         gone = wanted[0]
-        await c.send({"MsgType": "UnSubscribeMarketData", "InstrumentID": [gone],
-                      "RequestID": 8})
+        await c.send({"MsgType": "UnSubscribeMarketData", "InstrumentID": [gone], "RequestID": 8})
         ack = await c.expect("RspUnSubMarketData")
         assert ack["RequestID"] == 8 and ack["SpecificInstrument"]["InstrumentID"] == gone
         # after the ack, no more ticks of that instrument (a few in-flight ones may precede it)
@@ -74,8 +75,9 @@ async def test_subscribe_ticks_unsubscribe(service: ServiceInfo) -> None:
         ({}, "expected an array"),
     ],
 )
-async def test_bad_subscribe_inputs(service: ServiceInfo, payload: dict[str, object],
-                                    detail: str) -> None:
+async def test_bad_subscribe_inputs(
+    service: ServiceInfo, payload: dict[str, object], detail: str
+) -> None:
     async with connect(service.ws_port, "/md/") as c:
         await md_login(c)
         await c.send({"MsgType": "SubscribeMarketData", "RequestID": 9, **payload})
@@ -86,8 +88,7 @@ async def test_bad_subscribe_inputs(service: ServiceInfo, payload: dict[str, obj
 
 async def test_subscribe_before_login_is_401(service: ServiceInfo) -> None:
     async with connect(service.ws_port, "/md/") as c:
-        await c.send({"MsgType": "SubscribeMarketData", "InstrumentID": ["rb2601"],
-                      "RequestID": 4})
+        await c.send({"MsgType": "SubscribeMarketData", "InstrumentID": ["rb2601"], "RequestID": 4})
         f = await c.recv()
         assert f["RspInfo"]["ErrorID"] == -401 and f["RequestID"] == 4
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 5})
@@ -108,10 +109,14 @@ async def test_reconnect_restores_subscriptions(service: ServiceInfo) -> None:
         assert down["FrontDisconnected"]["Reason"] == 8193
         await c.expect("FrontConnected")
         await c.expect("RspUserLogin")
-        state = await c.expect(lambda f: f.get("MsgType") == "SessionState"
-                               and "re-subscribed" in f["SessionState"]["Detail"])
+        state = await c.expect(
+            lambda f: (
+                f.get("MsgType") == "SessionState"
+                and "re-subscribed" in f["SessionState"]["Detail"]
+            )
+        )
         assert "2 instruments" in state["SessionState"]["Detail"]
-        got = set()
+        got: set[str] = set()
         with trio.fail_after(10):
             while got != set(wanted):
                 f = await c.expect("RtnDepthMarketData")

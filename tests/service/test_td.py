@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
@@ -18,7 +20,7 @@ async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
     return info
 
 
-async def ready(client: Client, user: str = "alice", password: str = "pw") -> dict[str, object]:
+async def ready(client: Client, user: str = "alice", password: str = "pw") -> dict[str, Any]:
     frame = await client.login(user, password)
     assert frame["MsgType"] == "RspUserLogin", frame
     assert frame["RspInfo"] is None or frame["RspInfo"]["ErrorID"] == 0, frame
@@ -51,7 +53,7 @@ async def test_bad_password_then_retry(service: ServiceInfo) -> None:
         err = await c.expect(lambda f: f.get("RequestID") == 6)
         assert err["RspInfo"]["ErrorID"] == -401
         ok = await c.login("bob", "right", rid=7)
-        assert ok["MsgType"] == "RspUserLogin" and ok["RspInfo"] is None or (
+        assert (ok["MsgType"] == "RspUserLogin" and ok["RspInfo"] is None) or (
             ok["RspInfo"]["ErrorID"] == 0
         )
 
@@ -73,15 +75,26 @@ async def test_empty_query_is_one_null_row(service: ServiceInfo) -> None:
     async with connect(service.ws_port) as c:
         await ready(c, "carol")
         rows = await c.query("ReqQryTrade", rid=11)
-        assert rows == [{"MsgType": "RspQryTrade", "RspInfo": None, "RequestID": 11,
-                         "IsLast": True, "Trade": None}]
+        assert rows == [
+            {
+                "MsgType": "RspQryTrade",
+                "RspInfo": None,
+                "RequestID": 11,
+                "IsLast": True,
+                "Trade": None,
+            }
+        ]
 
 
 async def best_prices(c: Client, instrument: str) -> dict[str, float]:
     rows = await c.query("ReqQryDepthMarketData", {"InstrumentID": instrument}, rid=77)
     md = rows[0]["DepthMarketData"]
-    return {"ask": md["AskPrice1"], "bid": md["BidPrice1"], "upper": md["UpperLimitPrice"],
-            "lower": md["LowerLimitPrice"]}
+    return {
+        "ask": md["AskPrice1"],
+        "bid": md["BidPrice1"],
+        "upper": md["UpperLimitPrice"],
+        "lower": md["LowerLimitPrice"],
+    }
 
 
 async def first_instrument(c: Client, exchange: str) -> str:
@@ -94,10 +107,20 @@ async def test_order_round_trip_and_cancel(service: ServiceInfo) -> None:
         await ready(c, "dave")
         inst = await first_instrument(c, "DCE")
         prices = await best_prices(c, inst)
-        order = {"InstrumentID": inst, "ExchangeID": "DCE", "Direction": "0",
-                 "CombOffsetFlag": "0", "CombHedgeFlag": "1", "OrderPriceType": "2",
-                 "LimitPrice": prices["ask"], "VolumeTotalOriginal": 1, "TimeCondition": "3",
-                 "VolumeCondition": "1", "ContingentCondition": "1", "ForceCloseReason": "0"}
+        order = {
+            "InstrumentID": inst,
+            "ExchangeID": "DCE",
+            "Direction": "0",
+            "CombOffsetFlag": "0",
+            "CombHedgeFlag": "1",
+            "OrderPriceType": "2",
+            "LimitPrice": prices["ask"],
+            "VolumeTotalOriginal": 1,
+            "TimeCondition": "3",
+            "VolumeCondition": "1",
+            "ContingentCondition": "1",
+            "ForceCloseReason": "0",
+        }
         await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 21})
         trade = await c.expect("RtnTrade")
         assert trade["Trade"]["InstrumentID"] == inst and trade["Trade"]["Volume"] == 1
@@ -108,27 +131,52 @@ async def test_order_round_trip_and_cancel(service: ServiceInfo) -> None:
         # a resting order far from the market, then cancel it
         resting = dict(order, LimitPrice=prices["lower"], OrderRef="")
         await c.send({"MsgType": "ReqOrderInsert", "InputOrder": resting, "RequestID": 22})
-        rest = await c.expect(lambda f: f.get("MsgType") == "RtnOrder"
-                              and f["Order"]["OrderStatus"] == "3")
-        await c.send({"MsgType": "ReqOrderAction", "RequestID": 23, "InputOrderAction": {
-            "ExchangeID": "DCE", "OrderSysID": rest["Order"]["OrderSysID"], "ActionFlag": "0",
-            "InstrumentID": inst}})
-        cancelled = await c.expect(lambda f: f.get("MsgType") == "RtnOrder"
-                                   and f["Order"]["OrderStatus"] == "5")
+        rest = await c.expect(
+            lambda f: f.get("MsgType") == "RtnOrder" and f["Order"]["OrderStatus"] == "3"
+        )
+        await c.send(
+            {
+                "MsgType": "ReqOrderAction",
+                "RequestID": 23,
+                "InputOrderAction": {
+                    "ExchangeID": "DCE",
+                    "OrderSysID": rest["Order"]["OrderSysID"],
+                    "ActionFlag": "0",
+                    "InstrumentID": inst,
+                },
+            }
+        )
+        cancelled = await c.expect(
+            lambda f: f.get("MsgType") == "RtnOrder" and f["Order"]["OrderStatus"] == "5"
+        )
         assert cancelled["Order"]["OrderSysID"] == rest["Order"]["OrderSysID"]
         positions = await c.query("ReqQryInvestorPosition", rid=24)
-        assert any(p["InvestorPosition"] and p["InvestorPosition"]["Position"] == 1
-                   for p in positions)
+        assert any(
+            p["InvestorPosition"] and p["InvestorPosition"]["Position"] == 1 for p in positions
+        )
 
 
 async def test_rejection_carries_ctp_error(service: ServiceInfo) -> None:
     async with connect(service.ws_port) as c:
         await ready(c, "erin")
-        await c.send({"MsgType": "ReqOrderInsert", "RequestID": 31, "InputOrder": {
-            "InstrumentID": "nosuch999", "Direction": "0", "CombOffsetFlag": "0",
-            "CombHedgeFlag": "1", "OrderPriceType": "2", "LimitPrice": 1.0,
-            "VolumeTotalOriginal": 1, "TimeCondition": "3", "VolumeCondition": "1",
-            "ContingentCondition": "1"}})
+        await c.send(
+            {
+                "MsgType": "ReqOrderInsert",
+                "RequestID": 31,
+                "InputOrder": {
+                    "InstrumentID": "nosuch999",
+                    "Direction": "0",
+                    "CombOffsetFlag": "0",
+                    "CombHedgeFlag": "1",
+                    "OrderPriceType": "2",
+                    "LimitPrice": 1.0,
+                    "VolumeTotalOriginal": 1,
+                    "TimeCondition": "3",
+                    "VolumeCondition": "1",
+                    "ContingentCondition": "1",
+                },
+            }
+        )
         rsp = await c.expect("RspOrderInsert")
         assert rsp["RequestID"] == 31 and rsp["RspInfo"]["ErrorID"] == 16
         err = await c.expect("ErrRtnOrderInsert")
@@ -156,14 +204,20 @@ async def test_gateway_error_codes(service: ServiceInfo) -> None:
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 7, "QryOrder": {}})
         f = await c.recv()
         assert (f["MsgType"], f["RspInfo"]["ErrorID"], f["RequestID"]) == ("RspQryOrder", -401, 7)
-        await c.send({"MsgType": "ReqUserLogin", "RequestID": 8,
-                      "ReqUserLogin": {"UserID": "frank", "Password": "p" * 41}})
+        await c.send(
+            {
+                "MsgType": "ReqUserLogin",
+                "RequestID": 8,
+                "ReqUserLogin": {"UserID": "frank", "Password": "p" * 41},
+            }
+        )
         f = await c.recv()
         assert f["RspInfo"]["ErrorID"] == -400 and "Password" in f["Detail"]
         assert "ppppp" not in str(f)
         await ready(c, "frank")
-        await c.send({"MsgType": "ReqOrderInsert", "RequestID": 9,
-                      "InputOrder": {"LimitPrice": "3500"}})
+        await c.send(
+            {"MsgType": "ReqOrderInsert", "RequestID": 9, "InputOrder": {"LimitPrice": "3500"}}
+        )
         f = await c.expect(lambda f: f.get("RequestID") == 9)
         assert f["MsgType"] == "RspOrderInsert" and f["RspInfo"]["ErrorID"] == -400
         assert f["Detail"] == "InputOrder.LimitPrice: expected a number, got string"
@@ -179,18 +233,25 @@ async def test_queue_full_gives_429(nursery: trio.Nursery, cfg: Config) -> None:
         await ready(c)
         for rid in range(1, 11):
             await c.send({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": rid})
-        refused = await c.expect(lambda f: f.get("RspInfo") and f["RspInfo"]["ErrorID"] == -429)
+        refused = await c.expect(
+            lambda f: f.get("RspInfo") is not None and f["RspInfo"]["ErrorID"] == -429
+        )
         assert refused["MsgType"] == "RspQryInstrument" and refused["RequestID"] >= 4
 
 
 async def test_query_burst_completes_in_order(service: ServiceInfo) -> None:
     async with connect(service.ws_port) as c:
         await ready(c, "gina")
-        names = ["ReqQryTradingAccount", "ReqQryInvestorPosition", "ReqQryOrder", "ReqQryTrade",
-                 "ReqQryInvestor"] * 4
+        names = [
+            "ReqQryTradingAccount",
+            "ReqQryInvestorPosition",
+            "ReqQryOrder",
+            "ReqQryTrade",
+            "ReqQryInvestor",
+        ] * 4
         for rid, name in enumerate(names, start=1):
             await c.send({"MsgType": name, name[3:]: {}, "RequestID": rid})
-        finished = []
+        finished: list[int] = []
         with trio.fail_after(30):
             while len(finished) < len(names):
                 f = await c.recv()
@@ -216,8 +277,9 @@ async def test_front_drop_and_recovery(service: ServiceInfo) -> None:
         again = await c.expect("RspUserLogin")
         assert again["RequestID"] is None
         assert again["RspUserLogin"]["SessionID"] != first["RspUserLogin"]["SessionID"]
-        await c.expect(lambda f: f.get("MsgType") == "SessionState"
-                       and f["SessionState"]["State"] == "ready")
+        await c.expect(
+            lambda f: f.get("MsgType") == "SessionState" and f["SessionState"]["State"] == "ready"
+        )
         rows = await c.query("ReqQryTradingAccount", rid=51)
         assert rows[-1]["IsLast"] is True
 
@@ -225,11 +287,15 @@ async def test_front_drop_and_recovery(service: ServiceInfo) -> None:
 async def test_password_change_and_logout(service: ServiceInfo) -> None:
     async with connect(service.ws_port) as c:
         await ready(c, "ivy", "old")
-        await c.send({"MsgType": "ReqUserPasswordUpdate", "RequestID": 60,
-                      "UserPasswordUpdate": {"OldPassword": "old", "NewPassword": "new"}})
+        await c.send(
+            {
+                "MsgType": "ReqUserPasswordUpdate",
+                "RequestID": 60,
+                "UserPasswordUpdate": {"OldPassword": "old", "NewPassword": "new"},
+            }
+        )
         rsp = await c.expect("RspUserPasswordUpdate")
-        assert rsp["RequestID"] == 60 and (rsp["RspInfo"] is None
-                                           or rsp["RspInfo"]["ErrorID"] == 0)
+        assert rsp["RequestID"] == 60 and (rsp["RspInfo"] is None or rsp["RspInfo"]["ErrorID"] == 0)
         assert "old" not in str(rsp["UserPasswordUpdate"]).lower().replace("hold", "")
         assert "NewPassword" not in rsp["UserPasswordUpdate"]
         # the re-login after a link drop uses the new password
@@ -254,10 +320,10 @@ async def test_password_change_and_logout(service: ServiceInfo) -> None:
 async def test_http_endpoints(service: ServiceInfo) -> None:
     status, _, body = await http_get(service.http_port, "/healthz")
     assert status == 200 and b'"status":"ok"' in body.replace(b" ", b"")
-    status, headers, body = await http_get(service.http_port, "/api/endpoints")
+    status, _, body = await http_get(service.http_port, "/api/endpoints")
     assert status == 200
     assert f"ws://127.0.0.1:{service.ws_port}/td/".encode() in body
-    status, headers, body = await http_get(service.http_port, "/metrics")
+    status, _, body = await http_get(service.http_port, "/metrics")
     assert status == 200 and b"webctp_sessions_active" in body
     status, _, body = await http_get(service.http_port, "/")
     assert status == 200 and b"<html" in body.lower()

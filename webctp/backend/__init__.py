@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from ..config import CtpConfig
+if TYPE_CHECKING:  # importing the config pulls in the simulator; the locale check needs neither
+    from webctp.config import CtpConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +22,13 @@ class ApiModules:
 
 
 def load_backend(cfg: CtpConfig) -> ApiModules:
-    """Import the configured backend's modules (the binding only when asked for)."""
+    """Import the configured backend's modules (the binding only when asked for).
+
+    For ``ctp`` this may raise ``webctp.backend._ctp.BindingUnavailable`` with a message for the
+    user (missing package or locale); it never lets the binding abort the process.
+    """
     if cfg.backend == "sim":
-        from ..sim import mdapi, tdapi
+        from webctp.sim import mdapi, tdapi
 
         return ApiModules("sim", tdapi, mdapi)
     from ._ctp import import_binding

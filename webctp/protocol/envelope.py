@@ -63,7 +63,9 @@ def parse(frame: str | bytes, *, max_bytes: int) -> Envelope | BadEnvelope:
         return BadEnvelope(ProtocolError(Code.BAD_REQUEST, f"invalid JSON: {exc}"), None, None)
     if not isinstance(obj, dict):
         return BadEnvelope(
-            ProtocolError(Code.BAD_REQUEST, f"a request is a JSON object, not {type(obj).__name__}"),
+            ProtocolError(
+                Code.BAD_REQUEST, f"a request is a JSON object, not {type(obj).__name__}"
+            ),
             None,
             None,
         )

@@ -103,10 +103,10 @@ def instrument_list(value: object, *, max_items: int, max_len: int = 80) -> list
         if not isinstance(item, str):
             raise ProtocolError(Code.BAD_REQUEST, f"InstrumentID[{i}]: expected a string")
         if not item or not item.isascii() or not item.isprintable() or " " in item:
-            raise ProtocolError(
-                Code.BAD_REQUEST, f"InstrumentID[{i}]: not a valid instrument ID"
-            )
+            raise ProtocolError(Code.BAD_REQUEST, f"InstrumentID[{i}]: not a valid instrument ID")
         if len(item) > max_len:
-            raise ProtocolError(Code.BAD_REQUEST, f"InstrumentID[{i}]: at most {max_len} characters")
+            raise ProtocolError(
+                Code.BAD_REQUEST, f"InstrumentID[{i}]: at most {max_len} characters"
+            )
         seen[item] = None
     return list(seen)
