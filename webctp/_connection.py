@@ -81,6 +81,13 @@ async def serve_connection(ws: WebSocketConnection, kind: str, ctx: ServiceConte
             nursery.start_soon(_watch_overflow, ws, session, ctx)
             await _receiver(ws, session, ctx)
             nursery.cancel_scope.cancel()
+    except Exception:
+        # A bug must not pass silently (trio-websocket would close with 1000 and say
+        # nothing): log it with the traceback, tell the client, keep the service running.
+        log.exception("event=session_failed session=%d kind=%s", session.id, kind)
+        ctx.metrics.errors[-500] += 1
+        with trio.move_on_after(1, shield=True):
+            await ws.aclose(code=1011, reason="internal gateway error (see the service log)")
     finally:
         metrics.sessions_active[kind] -= 1
         log.info("event=session_closed session=%d kind=%s", session.id, kind)

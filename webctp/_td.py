@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from functools import partial
 from typing import Any
 
@@ -19,7 +20,7 @@ from ._session import (
 )
 from .protocol import codec, envelope
 from .protocol.catalogue import RequestSpec
-from .protocol.errors import Code, ProtocolError
+from .protocol.errors import Code, ProtocolError, error_message
 from .protocol.validate import Assignments, validate
 
 log = logging.getLogger("webctp.td")
@@ -44,6 +45,7 @@ class TdSession(Session):
         self.login_extra: dict[str, Any] = {}
         self.next_order_ref = 1
         self.new_password: dict[int, str] = {}
+        self.expired: OrderedDict[int, None] = OrderedDict()
 
     async def start_tasks(self, nursery: trio.Nursery) -> None:
         await nursery.start(self.limiter.run)
@@ -108,7 +110,7 @@ class TdSession(Session):
             Lane.QUERY if spec.is_query else Lane.ORDER, send=lambda: 0, fail=lambda c, d: None
         )
         job.send = partial(self.send_request, spec, assignments, env.request_id, job)
-        job.fail = partial(self._job_failed, spec, env.request_id)
+        job.fail = partial(self._job_failed, spec, env.request_id, job)
         if not self.limiter.submit(job):
             await self.send_error(
                 Code.QUEUE_FULL,
@@ -161,10 +163,15 @@ class TdSession(Session):
             self.new_password.pop(rid, None)
         return code
 
-    def _job_failed(self, spec: RequestSpec, client_rid: int, code: int, detail: str) -> None:
+    def _job_failed(
+        self, spec: RequestSpec, client_rid: int, job: Job, code: int, detail: str
+    ) -> None:
         self.ctx.metrics.errors[int(code)] += 1
-        from .protocol.errors import error_message
-
+        if code == Code.TIMEOUT and self.pending.pop(job.rid, None) is not None:
+            # the client has its final answer (-408); a late answer from CTP is dropped
+            self.expired[job.rid] = None
+            while len(self.expired) > _MAX_PENDING:
+                self.expired.popitem(last=False)
         self.send_nowait_or_spawn(
             error_message(code, request=spec.msg_type, request_id=client_rid, detail=detail)
         )
@@ -304,6 +311,11 @@ class TdSession(Session):
             pending.rows.append(ev)
             if ev.is_last or cb.name == "OnRspError":
                 pending.done.set()
+            return
+        if pending is None and rid in self.expired:
+            if ev.is_last:
+                del self.expired[rid]
+            log.info("event=late_answer_dropped session=%d request_id=%d", self.id, rid)
             return
         is_query = pending is not None and pending.request.startswith("ReqQry")
         if (

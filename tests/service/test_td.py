@@ -329,3 +329,139 @@ async def test_http_endpoints(service: ServiceInfo) -> None:
     assert status == 200 and b"<html" in body.lower()
     status, _, _ = await http_get(service.http_port, "/web/../config.toml")
     assert status == 404
+
+
+REFERENCE_QUERIES = [
+    ("ReqQryInstrument", {"InstrumentID": ""}, "Instrument"),
+    ("ReqQryExchange", {}, "Exchange"),
+    ("ReqQryProduct", {}, "Product"),
+    ("ReqQryDepthMarketData", {}, "DepthMarketData"),
+    ("ReqQryInvestorPositionDetail", {}, "InvestorPositionDetail"),
+    ("ReqQryExchangeMarginRate", {"HedgeFlag": "1"}, "ExchangeMarginRate"),
+    ("ReqQryInstrumentOrderCommRate", {}, "InstrumentOrderCommRate"),
+    ("ReqQryOptionInstrTradeCost", {}, "OptionInstrTradeCost"),
+    ("ReqQryOptionInstrCommRate", {}, "OptionInstrCommRate"),
+    (
+        "ReqQryMaxOrderVolume",
+        {"Direction": "0", "OffsetFlag": "0", "HedgeFlag": "1"},
+        "QryMaxOrderVolume",
+    ),
+    ("ReqQryOrder", {}, "Order"),
+    ("ReqQryTrade", {}, "Trade"),
+    ("ReqQryInvestorPosition", {}, "InvestorPosition"),
+    ("ReqQryTradingAccount", {}, "TradingAccount"),
+    ("ReqQryInvestor", {}, "Investor"),
+    ("ReqQryTradingCode", {}, "TradingCode"),
+    ("ReqQryInstrumentMarginRate", {"HedgeFlag": "1"}, "InstrumentMarginRate"),
+    ("ReqQryInstrumentCommissionRate", {}, "InstrumentCommissionRate"),
+]
+
+
+async def test_every_reference_query_answers(service: ServiceInfo) -> None:
+    """Each reference query MsgType gets its response name, payload key and RequestID."""
+    async with connect(service.ws_port) as c:
+        await ready(c, "quinn")
+        inst = await first_instrument(c, "SHFE")
+        for rid, (name, payload, key) in enumerate(REFERENCE_QUERIES, start=200):
+            body = dict(payload)
+            if name in (
+                "ReqQryMaxOrderVolume",
+                "ReqQryInstrumentMarginRate",
+                "ReqQryInstrumentCommissionRate",
+                "ReqQryDepthMarketData",
+            ):
+                body["InstrumentID"] = inst
+            await c.send({"MsgType": name, name[3:]: body, "RequestID": rid})
+            rows = await c.collect("Rsp" + name[3:], rid)
+            last = rows[-1]
+            assert last["IsLast"] is True and last["RequestID"] == rid
+            assert last["MsgType"] == "Rsp" + name[3:], last
+            assert key in last, last
+            assert last["RspInfo"] is None or last["RspInfo"]["ErrorID"] == 0, last
+
+
+async def test_token_origin_and_paths(nursery: trio.Nursery, cfg: Config) -> None:
+    from trio_websocket import ConnectionRejected, open_websocket_url
+
+    cfg = replace(cfg, server={"token": "s3cret", "allowed_origins": ("http://good.example",)})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    base = f"ws://127.0.0.1:{info.ws_port}"
+    for url, status in [
+        (f"{base}/td/", 401),
+        (f"{base}/td/?token=wrong", 401),
+        (f"{base}/nope/?token=s3cret", 404),
+    ]:
+        try:
+            async with open_websocket_url(url):
+                raise AssertionError(f"{url} was accepted")
+        except ConnectionRejected as exc:
+            assert exc.status_code == status
+    try:
+        async with open_websocket_url(
+            f"{base}/td/?token=s3cret", extra_headers=[(b"Origin", b"http://evil.example")]
+        ):
+            raise AssertionError("bad origin accepted")
+    except ConnectionRejected as exc:
+        assert exc.status_code == 403
+    async with open_websocket_url(
+        f"{base}/md?token=s3cret", extra_headers=[(b"Origin", b"http://good.example")]
+    ) as ws:
+        client = Client(ws)
+        await client.send({"MsgType": "ReqUserLogin", "RequestID": 3})
+        login = await client.expect("RspUserLogin")
+        assert login["RequestID"] == 3
+    status, _, _ = await http_get(info.http_port, "/metrics")
+    assert status == 401
+    status, _, _ = await http_get(info.http_port, "/metrics?token=s3cret")
+    assert status == 200
+
+
+async def test_query_timeout_is_408(nursery: trio.Nursery, cfg: Config) -> None:
+    cfg = replace(cfg, ctp={"request_timeout_s": 1.0})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as c:
+        await ready(c, "rita")
+        await trio.to_thread.run_sync(info.exchange.set_response_delay, 3.0)
+        await c.send({"MsgType": "ReqQryTradingAccount", "RequestID": 70})
+        f = await c.expect(lambda f: f.get("RequestID") == 70)
+        assert (f["MsgType"], f["RspInfo"]["ErrorID"]) == ("RspQryTradingAccount", -408)
+        await trio.to_thread.run_sync(info.exchange.set_response_delay, 0.0)
+        # the late answer is not forwarded after the final -408; the next query works
+        rows = await c.query("ReqQryInvestor", rid=71)
+        assert rows[-1]["IsLast"] is True
+        await trio.sleep(2.5)
+        await c.send({"MsgType": "ReqQryInvestor", "RequestID": 72})
+        nxt = await c.expect(lambda f: isinstance(f.get("RequestID"), int))
+        assert nxt["RequestID"] == 72, nxt
+
+
+async def test_front_down_login_is_503(nursery: trio.Nursery, cfg: Config) -> None:
+    cfg = replace(cfg, ctp={"login_timeout_s": 1.0})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    await trio.to_thread.run_sync(info.exchange.set_front_down, True)
+    async with connect(info.ws_port) as c:
+        f = await c.login("sam", "pw", rid=12)
+        assert (f["RspInfo"]["ErrorID"], f["RequestID"]) == (-503, 12)
+        assert "no answer from sim://" in f["Detail"]
+
+
+async def test_internal_error_is_reported_not_silent(
+    service: ServiceInfo, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trio_websocket import ConnectionClosed
+
+    from webctp._td import TdSession
+
+    async def broken(self: TdSession, text: str | bytes) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(TdSession, "handle", broken)
+    async with connect(service.ws_port) as c:
+        await c.send({"MsgType": "ReqQryOrder", "RequestID": 1})
+        with pytest.raises(ConnectionClosed) as info:
+            await c.recv()
+        assert info.value.reason.code == 1011
+    assert any("event=session_failed" in r.getMessage() for r in caplog.records)
+    monkeypatch.undo()
+    async with connect(service.ws_port) as c:  # the service keeps serving
+        assert (await c.login("tom", "pw"))["MsgType"] == "RspUserLogin"
