@@ -149,7 +149,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{where}: expected {len(args)} items")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin in (dict, typing.Mapping) or tp is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table")

@@ -1,0 +1,1 @@
+"""Binding-level tests of the embedded simulated exchange (webctp.sim)."""

@@ -1,0 +1,21 @@
+"""The embedded simulated CTP exchange: the default backend, a drop-in for the binding.
+
+``webctp.sim.tdapi`` and ``webctp.sim.mdapi`` mirror ``openctp_ctp.tdapi``/``mdapi`` (same
+classes, methods, structs and constants); their API objects reach a running ``Exchange``
+through the front address ``sim://<name>``::
+
+    from webctp.sim import Exchange, SimSettings, tdapi
+
+    exchange = Exchange(SimSettings(db_path=":memory:")).start()
+    api = tdapi.CThostFtdcTraderApi.CreateFtdcTraderApi("flow/")
+    api.RegisterSpi(my_spi)
+    api.RegisterFront(exchange.td_front)
+    api.Init()
+
+Importing this package never imports ``openctp_ctp``.
+"""
+
+from ._exchange import Exchange, get_exchange
+from ._settings import SimSettings
+
+__all__ = ["Exchange", "SimSettings", "get_exchange"]

@@ -1,0 +1,143 @@
+"""The exchange's callback thread: runs every Spi callback of every API attached to it.
+
+One thread per exchange, not per API, so 1,000 sessions cost one thread (the real library
+starts two OS threads per API). Callbacks are delivered in the order the engine posted them,
+never on the caller's thread and never inside a ``Req*`` call.
+
+``Release`` semantics come from here: an API marked released receives nothing more, and
+``wait_idle(api)`` returns once a callback already running for it has finished.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+class Target(Protocol):
+    """What the dispatcher needs of an API object."""
+
+    _sim_released: bool
+    _sim_spi: Any
+
+    def _sim_query_done(self) -> None: ...
+
+
+class Job:
+    """One callback, or one tick fanned out to many APIs (one struct shared by all)."""
+
+    __slots__ = ("args", "ends_query", "method", "targets")
+
+    def __init__(
+        self,
+        targets: Target | Sequence[Target],
+        method: str,
+        args: tuple[Any, ...],
+        ends_query: bool = False,
+    ) -> None:
+        self.targets = targets
+        self.method = method
+        self.args = args
+        self.ends_query = ends_query
+
+
+class Dispatcher:
+    """A FIFO of callbacks served by one daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: deque[Job | threading.Event] = deque()
+        self._cv = threading.Condition()
+        self._current: Target | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"sim-{name}-callbacks", daemon=True)
+        self.delivered = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def post(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        with self._cv:
+            self._jobs.extend(jobs)
+            self._cv.notify()
+
+    def drained(self) -> threading.Event:
+        """An event set once every job posted before this call has been delivered."""
+        ev = threading.Event()
+        with self._cv:
+            if self._stopping and not self._thread.is_alive():
+                ev.set()
+            else:
+                self._jobs.append(ev)
+                self._cv.notify()
+        return ev
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued, then end the thread."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def is_callback_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def release(self, target: Target) -> None:
+        """Mark ``target`` released and wait for a callback running for it to return."""
+        with self._cv:
+            target._sim_released = True
+            while self._current is target:
+                self._cv.wait()
+
+    def _run(self) -> None:
+        cv = self._cv
+        jobs = self._jobs
+        while True:
+            with cv:
+                while not jobs and not self._stopping:
+                    cv.wait()
+                if not jobs:
+                    return
+                job = jobs.popleft()
+            if isinstance(job, threading.Event):
+                job.set()
+                continue
+            targets = job.targets
+            if isinstance(targets, Sequence):
+                for target in targets:
+                    self._deliver(target, job)
+            else:
+                self._deliver(targets, job)
+
+    def _deliver(self, target: Target, job: Job) -> None:
+        cv = self._cv
+        with cv:
+            if target._sim_released:
+                return
+            spi = target._sim_spi
+            self._current = target
+        try:
+            if job.ends_query:
+                # cleared before the callback runs: a new query from inside the IsLast callback
+                # is accepted, as with the real library (the response has fully arrived)
+                target._sim_query_done()
+            if spi is not None:
+                getattr(spi, job.method)(*job.args)
+                self.delivered += 1
+        except BaseException:  # noqa: BLE001 - the binding prints and carries on, even for SystemExit
+            print(f"Exception in {job.method}:", file=sys.stderr)
+            traceback.print_exc()
+        finally:
+            with cv:
+                self._current = None
+                cv.notify_all()

@@ -1,0 +1,716 @@
+"""The exchange's engine thread: owns all state and does all the work, one event at a time.
+
+Requests from API objects, the market clock, fault injection and test hooks all arrive through
+one inbox and are handled in order on this thread, so the exchange's state needs no locks.
+Callbacks produced while handling a batch are handed to the dispatcher thread afterwards, and
+the batch is committed to SQLite at the same moment.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import heapq
+import itertools
+import queue
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _errors as E
+from ._calendar import Clock, TradingCalendar, parse_ymd, ymd
+from ._dispatcher import Dispatcher, Job
+from ._instruments import exchange_infos, listed_instruments, load_products
+from ._ledger import Account
+from ._market import MarketState
+from ._orders import OrderRec
+from ._session import Conn
+from ._settings import USER_ID_RE, SimSettings
+from ._settlement import Settlement
+from ._store import Store
+from ._structs import (
+    CThostFtdcRspAuthenticateField,
+    CThostFtdcRspUserLoginField,
+    CThostFtdcSpecificInstrumentField,
+    CThostFtdcTradeField,
+    CThostFtdcUserLogoutField,
+    CThostFtdcUserPasswordUpdateField,
+)
+from ._trading import rate_ok
+
+THOST_TERT_RESTART, THOST_TERT_RESUME, THOST_TERT_QUICK = 0, 1, 2
+FRONTS = 8
+
+
+@dataclass(frozen=True)
+class BurstResult:
+    """What ``Exchange.burst_ticks`` did."""
+
+    ticks: int
+    """Ticks built (one struct each, shared by all its subscribers)."""
+    deliveries: int
+    """OnRtnDepthMarketData calls made."""
+    seconds: float
+    """From the first tick built to the last callback returned."""
+
+
+class Engine(Settlement):
+    """All of the exchange's state and behaviour; runs on its own thread."""
+
+    def __init__(self, settings: SimSettings, clock: Clock, dispatcher: Dispatcher) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.dispatcher = dispatcher
+        self.cal = TradingCalendar(settings.holidays)
+        seed = settings.seed if settings.seed >= 0 else random.SystemRandom().randrange(2**32)
+        self.rng = random.Random(seed)
+        self.products = load_products(settings)
+        self.exchange_infos = exchange_infos()
+        self.store = Store(settings.db_path)
+        self.accounts = {}
+        self.orders = []
+        self.user_orders = {}
+        self.orders_by_key = {}
+        self.orders_by_sysid = {}
+        self.resting = {}
+        self.trades = []
+        self.flows = {}
+        self.flow_marks = {}
+        self.sessions = {}
+        self.counters = {}
+        self.outbox = []
+        self.dirty_accounts = set()
+        self.dirty_orders = set()
+        self.settlement_id = 1
+        self.market_clock = 0
+        self.instruments = {}
+        self.markets = {}
+        self.md_subs: dict[str, dict[Conn, None]] = {}
+        self._md_targets: dict[str, list[Any]] = {}
+        self.conns: dict[Any, Conn] = {}  # api -> live connection
+        self.front_ids = itertools.count()
+        self.session_ids = itertools.count(0x10000 + self.rng.randrange(0x10000))
+        self.delay_s = settings.response_delay_s
+        self.front_down = False
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
+        self._running = False
+        self._thread = threading.Thread(target=self._run, name="sim-engine", daemon=True)
+        self._td_handlers: dict[str, Callable[[Conn, Any, int, float], None]] = {
+            "ReqAuthenticate": self.req_authenticate,
+            "ReqUserLogin": self.req_user_login,
+            "ReqUserLogout": self.req_user_logout,
+            "ReqUserPasswordUpdate": self.req_user_password_update,
+            "ReqSettlementInfoConfirm": self.req_settlement_info_confirm,
+            "ReqOrderInsert": self.req_order_insert,
+            "ReqOrderAction": self.req_order_action,
+        }
+        self._queries = self.query_handlers()
+        self._restore()
+
+    # ================================================================ state: load, days
+
+    def _restore(self) -> None:
+        store = self.store
+        funds = store.all("accounts")
+        positions = store.all("positions")
+        for user, doc in funds.items():
+            self.accounts[user] = Account.from_docs(user, doc, positions.get(user, {}))
+        self.counters = dict(store.get_meta("counters") or {})
+        self.settlement_id = int(store.get_meta("settlement_id") or 1)
+        clock_day = ymd(self.cal.trading_day(self.clock()))
+        stored_day = store.get_meta("trading_day")
+        for user, password in self.settings.fixed_accounts.items():
+            if user not in self.accounts:
+                self.accounts[user] = Account(
+                    user, password, self.settings.starting_balance, open_date=clock_day
+                )
+                self.mark_dirty(user)
+        if stored_day is None:
+            self.open_day(clock_day, {})
+        else:
+            market_docs = store.all("market")
+            self.trading_day = stored_day
+            self.open_day(stored_day, {}, market_docs)
+            for user, doc in store.orders(stored_day):
+                order = OrderRec.from_doc(user, doc)
+                self._index_order(order)
+            for user, data in store.trades(stored_day):
+                self.trades.append((user, data))
+            self._rebuild_flows()
+            if self.settings.auto_settle and clock_day > stored_day:
+                self.settle(clock_day)
+        self._flush()
+
+    def _index_order(self, order: OrderRec) -> None:
+        f = order.fields
+        self.orders.append(order)
+        self.user_orders.setdefault(order.user_id, []).append(order)
+        self.orders_by_key[(int(f["FrontID"]), int(f["SessionID"]), str(f["OrderRef"]))] = order
+        if str(f["OrderSysID"]).strip():
+            self.orders_by_sysid[(str(f["ExchangeID"]), str(f["OrderSysID"]).strip())] = order
+        if not order.is_final and order.limit is not None and f["OrderSysID"]:
+            self.resting.setdefault(order.instrument_id, []).append(order)
+
+    def _rebuild_flows(self) -> None:
+        """After a restart the private flow is rebuilt from what was stored: each order's
+        latest state and each trade, in sequence order (the intermediate returns are gone)."""
+        events: list[tuple[str, str, Any]] = []
+        for order in self.orders:
+            events.append((str(order.fields["InsertTime"]), "OnRtnOrder", order))
+        for user, t in self.trades:
+            events.append((str(t["TradeTime"]), "OnRtnTrade", (user, t)))
+        events.sort(key=lambda e: e[0])
+        for _, method, item in events:
+            if method == "OnRtnOrder":
+                self.push_private(item.user_id, method, item.snapshot())
+            else:
+                user, t = item
+                self.push_private(user, method, CThostFtdcTradeField._sim_make(**t))
+        self.outbox.clear()
+
+    def open_day(
+        self,
+        day: str,
+        carry: dict[str, tuple[float, float, float]],
+        market_docs: dict[str, Any] | None = None,
+    ) -> None:
+        """Start trading day ``day``: list its contracts and open their markets."""
+        self.trading_day = day
+        self.orders = []
+        self.user_orders = {}
+        self.orders_by_key = {}
+        self.orders_by_sysid = {}
+        self.resting = {}
+        self.trades = []
+        self.flows = {}
+        self.flow_marks = {}
+        self.instruments = listed_instruments(self.products, parse_ymd(day), self.cal)
+        docs = market_docs or {}
+        vol = (self.settings.book_volume_min, self.settings.book_volume_max)
+        markets: dict[str, MarketState] = {}
+        for iid, inst in self.instruments.items():
+            doc = docs.get(iid)
+            if doc is not None and doc.get("day") == day:
+                pre_settle = float(doc["pre_settlement"])
+                pre_close = float(doc["pre_close"])
+                pre_oi = float(doc["pre_oi"])
+                last = float(doc.get("last", pre_close))
+            elif iid in carry:
+                pre_settle, pre_close, pre_oi = carry[iid]
+                last = pre_close
+            else:
+                # seed: the product's price level, a little contango by month, a random start
+                base = inst.product.price * (1 + 0.002 * inst.rank)
+                pre_settle = inst.round(round(base / inst.tick) * inst.tick)
+                pre_close = pre_settle
+                pre_oi = float(self.rng.randint(1000, 200_000) // (1 + inst.rank))
+                last = pre_close
+            st = MarketState.start_of_day(inst, pre_settle, pre_close, pre_oi, self.rng, vol)
+            st.last = min(max(inst.round(last), st.lower), st.upper)
+            st.rebuild_book(self.rng, vol)
+            st.stamp(self.clock())
+            st.clock_at = self.market_clock
+            markets[iid] = st
+        self.markets = markets
+        self._md_targets.clear()
+        for acc in self.accounts.values():
+            self.mark_dirty(acc.user_id)
+        self.store.set_meta("trading_day", day)
+        self._save_markets()
+
+    def _save_markets(self) -> None:
+        self.store.clear_market()
+        for iid, st in self.markets.items():
+            self.store.put(
+                "market",
+                iid,
+                {
+                    "day": self.trading_day,
+                    "pre_settlement": st.pre_settlement,
+                    "pre_close": st.pre_close,
+                    "pre_oi": st.pre_open_interest,
+                    "last": st.last,
+                },
+            )
+
+    def _flush(self) -> None:
+        """Hand queued callbacks to the dispatcher and commit the batch."""
+        if self.outbox:
+            jobs, self.outbox = self.outbox, []
+            self.dispatcher.post(jobs)
+        store = self.store
+        if self.dirty_accounts:
+            for user in self.dirty_accounts:
+                acc = self.accounts.get(user)
+                if acc is not None:
+                    store.put("accounts", user, acc.funds_doc())
+                    store.put("positions", user, acc.positions_doc())
+            self.dirty_accounts.clear()
+        if self.dirty_orders:
+            by_seq = {o.seq: o for o in self.orders if o.seq in self.dirty_orders}
+            for seq, order in by_seq.items():
+                store.put_order(self.trading_day, seq, order.user_id, order.doc())
+            self.dirty_orders.clear()
+        store.set_meta("counters", self.counters)
+        store.set_meta("settlement_id", self.settlement_id)
+        store.commit()
+
+    # ================================================================ thread, inbox, timers
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+        if self.settings.tick_interval_s > 0:
+            self.schedule(self.settings.tick_interval_s, self._clock_tick)
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._inbox.put(("stop",))
+            self._thread.join(10.0)
+        self._save_markets()
+        self.store.close()
+
+    def is_engine_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def post(self, *item: Any) -> None:
+        self._inbox.put(item)
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Any:
+        """Run ``fn(*args)`` on the engine thread and return its result."""
+        if self.is_engine_thread() or not self._thread.is_alive():
+            result = fn(*args)
+            if not self._thread.is_alive():
+                self._flush()
+            return result
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._inbox.put(("call", fn, args, fut))
+        return fut.result(timeout)
+
+    def schedule(self, delay: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the engine thread after ``delay`` seconds (engine thread only)."""
+        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
+
+    def _run(self) -> None:
+        inbox = self._inbox
+        while True:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - time.monotonic())
+            try:
+                item = inbox.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            batch = [] if item is None else [item]
+            while len(batch) < 500:
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            stop = False
+            for it in batch:
+                if it[0] == "stop":
+                    stop = True
+                    break
+                self._handle(it)
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, fn = heapq.heappop(self._timers)
+                self._guard(fn)
+            self._flush()
+            if stop:
+                return
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - a bug in one event must not stop the exchange
+            traceback.print_exc()
+
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "call":
+            _, fn, args, fut = item
+            try:
+                fut.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+        elif kind == "req":
+            _, conn, name, struct, rid, t = item
+            if self.delay_s > 0:
+                self.schedule(self.delay_s, lambda: self._request(conn, name, struct, rid, t))
+            else:
+                self._guard(lambda: self._request(conn, name, struct, rid, t))
+
+    # ================================================================ connections
+
+    def connect(self, api: Any) -> None:
+        """A front connection for ``api`` (engine thread): OnFrontConnected follows."""
+        if self.front_down or api._sim_released or api in self.conns:
+            return
+        # FrontID names one of a few fronts and changes on every (re)connect, like a real
+        # front farm; SessionID is unique for the exchange's lifetime
+        front_id = 1 + next(self.front_ids) % FRONTS
+        conn = Conn(api, api._sim_kind, front_id, next(self.session_ids))
+        self.conns[api] = conn
+        api._sim_conn = conn
+        self.emit(conn, "OnFrontConnected")
+
+    def disconnect(self, api: Any, reason: int | None, reconnect_after: float | None) -> None:
+        """End ``api``'s session; with a reason it gets OnFrontDisconnected(reason)."""
+        conn = self.conns.pop(api, None)
+        if conn is None:
+            return
+        if reason is not None:
+            self.emit(conn, "OnFrontDisconnected", reason)
+        self._end_conn(conn)
+        if reconnect_after is not None:
+            self.schedule(reconnect_after, lambda: self._reconnect(api))
+
+    def _reconnect(self, api: Any) -> None:
+        if not api._sim_released and api._sim_engine is self:
+            self.connect(api)
+
+    def _end_conn(self, conn: Conn) -> None:
+        conn.alive = False
+        if conn.api._sim_conn is conn:
+            conn.api._sim_conn = None
+        conn.api._sim_query_done()
+        if conn.user_id:
+            sessions = self.sessions.get(conn.user_id)
+            if sessions:
+                sessions.discard(conn)
+        for iid in conn.subscriptions:
+            subs = self.md_subs.get(iid)
+            if subs is not None:
+                subs.pop(conn, None)
+                self._md_targets.pop(iid, None)
+        conn.subscriptions.clear()
+
+    def drop_all(self, reason: int, reconnect_after: float | None) -> None:
+        for api in list(self.conns):
+            self.disconnect(api, reason, reconnect_after)
+
+    def set_front_down(self, down: bool) -> None:
+        self.front_down = down
+        if down:
+            for api in list(self.conns):
+                self.disconnect(api, 4097, None)
+
+    # ================================================================ requests
+
+    def _request(self, conn: Conn, name: str, struct: Any, rid: int, t: float) -> None:
+        if not conn.alive:
+            return
+        if conn.kind == "md":
+            self._md_request(conn, name, struct, rid)
+            return
+        handler = self._td_handlers.get(name)
+        if handler is not None:
+            handler(conn, struct, rid, t)
+            return
+        query = self._queries.get(name)
+        if query is not None:
+            if not rate_ok_query(conn, t, self.settings.query_per_second):
+                self.emit(conn, "OnRspError", E.rsp_info(E.NEED_RETRY), rid, True, ends_query=True)
+                return
+            if not conn.logged_in:
+                self.emit(
+                    conn, "OnRspError", E.rsp_info(E.NOT_LOGGED_IN), rid, True, ends_query=True
+                )
+                return
+            self.respond(conn, "OnRsp" + name[3:], query(conn, struct), rid)
+            return
+        self.emit(
+            conn,
+            "OnRspError",
+            E.rsp_info(E.NO_PRIVILEGE, f"CTP:无此权限 (simulator does not model {name})"),
+            rid,
+            True,
+            ends_query=name.startswith("ReqQry"),
+        )
+
+    # ---------------------------------------------------------------- login sequence
+
+    def req_authenticate(self, conn: Conn, req: Any, rid: int, t: float) -> None:
+        s = self.settings
+        if (s.app_id and req.AppID != s.app_id) or (s.auth_code and req.AuthCode != s.auth_code):
+            self.emit(conn, "OnRspAuthenticate", None, E.rsp_info(E.AUTH_FAILED), rid, True)
+            return
+        conn.authenticated = True
+        conn.app_id = req.AppID
+        rsp = CThostFtdcRspAuthenticateField._sim_make(
+            BrokerID=req.BrokerID,
+            UserID=req.UserID,
+            UserProductInfo=req.UserProductInfo,
+            AppID=req.AppID,
+            AppType="1",
+        )
+        self.emit(conn, "OnRspAuthenticate", rsp, E.rsp_ok(), rid, True)
+
+    def _login_rsp(self, conn: Conn, req: Any) -> CThostFtdcRspUserLoginField:
+        now = self.now_hms()
+        return CThostFtdcRspUserLoginField._sim_make(
+            TradingDay=self.trading_day,
+            LoginTime=now,
+            BrokerID=req.BrokerID,
+            UserID=req.UserID,
+            SystemName=self.settings.system_name,
+            FrontID=conn.front_id,
+            SessionID=conn.session_id,
+            MaxOrderRef="1",
+            SHFETime=now,
+            DCETime=now,
+            CZCETime=now,
+            FFEXTime=now,
+            INETime=now,
+            SysVersion="webctp-sim",
+            GFEXTime=now,
+        )
+
+    def req_user_login(self, conn: Conn, req: Any, rid: int, t: float) -> None:
+        s = self.settings
+
+        def fail(error_id: int) -> None:
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(error_id), rid, True)
+
+        if conn.logged_in:
+            fail(E.DUPLICATE_LOGIN)
+            return
+        if (s.app_id or s.auth_code) and not conn.authenticated:
+            fail(E.NOT_AUTHENTICATED)
+            return
+        user = req.UserID
+        if req.BrokerID != s.broker_id or not USER_ID_RE.match(user):
+            fail(E.INVALID_LOGIN)
+            return
+        acc = self.accounts.get(user)
+        if acc is None:
+            if not s.auto_open_accounts:
+                fail(E.INVALID_LOGIN)
+                return
+            acc = Account(user, req.Password, s.starting_balance, open_date=self.trading_day)
+            self.accounts[user] = acc
+            self.mark_dirty(user)
+        elif acc.password != req.Password:
+            fail(E.INVALID_LOGIN)
+            return
+        sessions = self.sessions.setdefault(user, set())
+        if s.max_sessions_per_user and len(sessions) >= s.max_sessions_per_user:
+            fail(E.TOO_MANY_SESSIONS)
+            return
+        conn.user_id = user
+        conn.user_product_info = req.UserProductInfo
+        sessions.add(conn)
+        conn.api._sim_trading_day = self.trading_day
+        conn.api._sim_logged_in = True
+        self.emit(conn, "OnRspUserLogin", self._login_rsp(conn, req), E.rsp_ok(), rid, True)
+        self._replay_private(conn, user)
+
+    def _replay_private(self, conn: Conn, user: str) -> None:
+        """Resume the private flow on login as the subscribed resume type asks."""
+        resume = conn.private_resume
+        flow = self.flows.get(user, [])
+        mark_key = (conn.api._sim_flow_path, user)
+        if resume == THOST_TERT_RESTART:
+            start = 0
+        elif resume == THOST_TERT_RESUME:
+            start = self.flow_marks.get(mark_key, 0)
+        else:
+            start = len(flow)
+        for _seq, method, args in flow[start:]:
+            self.emit(conn, method, *args)
+        self.flow_marks[mark_key] = len(flow)
+
+    def req_user_logout(self, conn: Conn, req: Any, rid: int, t: float) -> None:
+        if not conn.logged_in:
+            self.emit(conn, "OnRspUserLogout", None, E.rsp_info(E.NOT_LOGGED_IN), rid, True)
+            return
+        user = conn.user_id
+        assert user is not None
+        self.sessions.get(user, set()).discard(conn)
+        conn.user_id = None
+        conn.api._sim_logged_in = False
+        rsp = CThostFtdcUserLogoutField._sim_make(BrokerID=self.settings.broker_id, UserID=user)
+        self.emit(conn, "OnRspUserLogout", rsp, E.rsp_ok(), rid, True)
+
+    def req_user_password_update(self, conn: Conn, req: Any, rid: int, t: float) -> None:
+        acc = self.account_of(conn)
+        method = "OnRspUserPasswordUpdate"
+        if acc is None:
+            self.emit(conn, method, None, E.rsp_info(E.NOT_LOGGED_IN), rid, True)
+            return
+        if req.UserID != acc.user_id or req.OldPassword != acc.password:
+            self.emit(conn, method, None, E.rsp_info(E.OLD_PASSWORD_MISMATCH), rid, True)
+            return
+        acc.password = req.NewPassword
+        self.mark_dirty(acc.user_id)
+        echo = CThostFtdcUserPasswordUpdateField._sim_make(
+            BrokerID=req.BrokerID, UserID=req.UserID, OldPassword="", NewPassword=""
+        )
+        self.emit(conn, method, echo, E.rsp_ok(), rid, True)
+
+    def req_settlement_info_confirm(self, conn: Conn, req: Any, rid: int, t: float) -> None:
+        acc = self.account_of(conn)
+        method = "OnRspSettlementInfoConfirm"
+        if acc is None:
+            self.emit(conn, method, None, E.rsp_info(E.NOT_LOGGED_IN), rid, True)
+            return
+        acc.confirm_day = self.trading_day
+        acc.confirm_date = self.calendar_day()
+        acc.confirm_time = self.now_hms()
+        self.mark_dirty(acc.user_id)
+        self.emit(conn, method, self.confirm_struct(acc), E.rsp_ok(), rid, True)
+
+    # ================================================================ market data
+
+    def _md_request(self, conn: Conn, name: str, struct: Any, rid: int) -> None:
+        if name == "ReqUserLogin":
+            if conn.logged_in:
+                self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.DUPLICATE_LOGIN), rid, True)
+                return
+            conn.user_id = struct.UserID
+            conn.api._sim_trading_day = self.trading_day
+            conn.api._sim_logged_in = True
+            self.emit(conn, "OnRspUserLogin", self._login_rsp(conn, struct), E.rsp_ok(), rid, True)
+        elif name == "ReqUserLogout":
+            user = conn.user_id or struct.UserID
+            conn.user_id = None
+            conn.api._sim_logged_in = False
+            rsp = CThostFtdcUserLogoutField._sim_make(BrokerID=struct.BrokerID, UserID=user)
+            self.emit(conn, "OnRspUserLogout", rsp, E.rsp_ok(), rid, True)
+        elif name in ("SubscribeMarketData", "UnSubscribeMarketData"):
+            self._subscribe(conn, struct, name == "SubscribeMarketData")
+        elif name in ("SubscribeForQuoteRsp", "UnSubscribeForQuoteRsp"):
+            method = "OnRspSubForQuoteRsp" if name[0] == "S" else "OnRspUnSubForQuoteRsp"
+            ids: list[str] = struct
+            for i, iid in enumerate(ids):
+                spec = CThostFtdcSpecificInstrumentField._sim_make(InstrumentID=iid)
+                self.emit(conn, method, spec, E.rsp_ok(), 0, i == len(ids) - 1)
+        else:
+            self.emit(
+                conn,
+                "OnRspError",
+                E.rsp_info(E.NO_PRIVILEGE, f"CTP:无此权限 (simulator does not model {name})"),
+                rid,
+                True,
+            )
+
+    def _subscribe(self, conn: Conn, ids: list[str], subscribe: bool) -> None:
+        method = "OnRspSubMarketData" if subscribe else "OnRspUnSubMarketData"
+        info = E.rsp_ok() if conn.logged_in else E.rsp_info(E.NOT_LOGGED_IN)
+        now = self.clock()
+        for i, iid in enumerate(ids):
+            spec = CThostFtdcSpecificInstrumentField._sim_make(InstrumentID=iid)
+            self.emit(conn, method, spec, info, 0, i == len(ids) - 1)
+            if not conn.logged_in:
+                continue
+            if subscribe:
+                conn.subscriptions.add(iid)
+                self.md_subs.setdefault(iid, {})[conn] = None
+                self._md_targets.pop(iid, None)
+                if iid in self.markets:  # CTP pushes the current snapshot right away
+                    st = self.touch(iid)
+                    self.emit(conn, "OnRtnDepthMarketData", st.tick(self.trading_day, now))
+            else:
+                conn.subscriptions.discard(iid)
+                subs = self.md_subs.get(iid)
+                if subs is not None:
+                    subs.pop(conn, None)
+                    self._md_targets.pop(iid, None)
+
+    def md_targets(self, iid: str) -> list[Any]:
+        targets = self._md_targets.get(iid)
+        if targets is None:
+            subs = self.md_subs.get(iid)
+            targets = [c.api for c in subs if c.alive] if subs else []
+            self._md_targets[iid] = targets
+        return targets
+
+    def _clock_tick(self) -> None:
+        self.schedule(self.settings.tick_interval_s, self._clock_tick)
+        self.step_market()
+
+    def step_market(self, instrument_ids: list[str] | None = None) -> None:
+        """One market-clock step; instruments someone watches move and tick now.
+
+        "Watched" means subscribed by an md session or holding resting orders (which the
+        market may now trade through); the others catch up lazily (``touch``).
+        """
+        now = self.clock()
+        if self.settings.auto_settle:
+            day = ymd(self.cal.trading_day(now))
+            if day > self.trading_day:
+                self.settle(day)
+        self.market_clock += 1
+        td = self.trading_day
+        if instrument_ids is None:
+            watched = set(self.resting)
+            watched.update(iid for iid, subs in self.md_subs.items() if subs)
+            ids = sorted(watched)
+        else:
+            ids = instrument_ids
+        hms = now.strftime("%H:%M:%S")
+        for iid in ids:
+            if iid not in self.markets:
+                continue
+            st = self.touch(iid)
+            self.match_resting(iid)
+            targets = self.md_targets(iid)
+            st.stamp(now, hms)
+            if targets:
+                self.outbox.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
+
+    def set_market(self, iid: str, price: float, bid: float | None, ask: float | None) -> None:
+        st = self.touch(iid)
+        st.set_last(price)
+        tick = st.instrument.tick
+        st.rebuild_book(
+            self.rng,
+            (self.settings.book_volume_min, self.settings.book_volume_max),
+            bid if bid is not None else st.last - tick,
+            ask if ask is not None else st.last + tick,
+        )
+        self.match_resting(iid)
+        targets = self.md_targets(iid)
+        now = self.clock()
+        st.stamp(now)
+        if targets:
+            self.outbox.append(
+                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
+            )
+
+    def burst(self, n: int, instrument_ids: list[str] | None) -> tuple[int, int]:
+        """n ticks back to back to the subscribers (engine thread); returns (ticks, calls)."""
+        ids = instrument_ids or [iid for iid in self.markets if self.md_targets(iid)]
+        if not ids:
+            return 0, 0
+        now = self.clock()
+        td = self.trading_day
+        calls = 0
+        s = self.settings
+        vol = (s.book_volume_min, s.book_volume_max)
+        hms = now.strftime("%H:%M:%S")
+        for i in range(n):
+            st = self.touch(ids[i % len(ids)])
+            st.step(self.rng, st.instrument.product.volatility, s.max_step_ticks)
+            st.ensure_book(self.rng, vol)
+            targets = self.md_targets(st.instrument.instrument_id)
+            if not targets:
+                continue
+            st.stamp(now, hms)
+            self.outbox.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
+            calls += len(targets)
+            if len(self.outbox) >= 256:
+                self.dispatcher.post(self.outbox)
+                self.outbox = []
+        return n, calls
+
+
+def rate_ok_query(conn: Conn, t: float, per_second: int) -> bool:
+    return rate_ok(conn.query_times, t, per_second)

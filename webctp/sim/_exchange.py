@@ -1,0 +1,247 @@
+"""``Exchange``: the public handle of one simulated CTP front (trading + market data).
+
+It owns two threads — the engine (all state and work) and the dispatcher (all callbacks of all
+its API objects) — and the SQLite connection. Everything it offers beyond starting and
+stopping is for tests and demos: fault injection (``drop_fronts``, ``set_front_down``,
+``set_response_delay``), settlement on demand, moving the market, and a tick-burst benchmark.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _registry
+from ._calendar import Clock, beijing_now
+from ._dispatcher import Dispatcher
+from ._engine import BurstResult, Engine
+from ._settings import SimSettings
+
+if TYPE_CHECKING:
+    from ._api import ApiCore
+
+
+class Exchange:
+    """A simulated CTP exchange, reachable at ``sim://<settings.name>`` once started.
+
+    ``clock`` returns the current Beijing time as a naive datetime; tests pass a fixed one so
+    trading days, sessions and timestamps are deterministic.
+    """
+
+    def __init__(self, settings: SimSettings | None = None, *, clock: Clock | None = None) -> None:
+        self.settings = settings or SimSettings()
+        self._clock = clock or beijing_now
+        self._dispatcher = Dispatcher(self.settings.name)
+        self._engine = Engine(self.settings, self._clock, self._dispatcher)
+        self._state = "new"
+        self._lock = threading.Lock()
+        self._apis: set[ApiCore] = set()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> Exchange:
+        """Start the threads and register the fronts; waiting APIs connect now."""
+        with self._lock:
+            if self._state != "new":
+                raise RuntimeError(f"exchange already {self._state}")
+            self._state = "running"
+        self._dispatcher.start()
+        self._engine.start()
+        for api in _registry.register(self):
+            self.attach(api)
+        return self
+
+    def close(self) -> None:
+        """Disconnect every API, stop both threads (joined) and close the database."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            was_running = self._state == "running"
+            self._state = "closed"
+        _registry.unregister(self)
+        if was_running:
+            apis = list(self._apis)
+            self._engine.call(self._engine.drop_all, 4097, None)
+            self._engine.stop()
+            self._dispatcher.stop()
+            for api in apis:
+                if not api._sim_released:
+                    api._sim_engine = None
+                    api._sim_exchange = None
+                    _registry.wait_again(api, api._sim_front_names)
+        else:
+            self._engine.store.close()
+        self._apis.clear()
+
+    def __enter__(self) -> Exchange:
+        if self._state == "new":
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    # ---------------------------------------------------------------- fronts
+
+    @property
+    def td_front(self) -> str:
+        """The address to pass to ``CThostFtdcTraderApi.RegisterFront``."""
+        return f"{_registry.SCHEME}{self.settings.name}"
+
+    @property
+    def md_front(self) -> str:
+        """The address to pass to ``CThostFtdcMdApi.RegisterFront``."""
+        return f"{_registry.SCHEME}{self.settings.name}"
+
+    def attach(self, api: ApiCore) -> None:
+        """Internal: connect an API object (called by ``Init`` or when the exchange starts)."""
+        with self._lock:
+            if self._state != "running":
+                _registry.wait_again(api, api._sim_front_names)
+                return
+            self._apis.add(api)
+        api._sim_exchange = self
+        api._sim_engine = self._engine
+        self._engine.post("call", self._engine.connect, (api,), _NullFuture())
+
+    def detach(self, api: ApiCore) -> None:
+        """Internal: ``Release`` — end the session silently and forget the API."""
+        with self._lock:
+            self._apis.discard(api)
+            running = self._state == "running"
+        if running:
+            self._engine.call(self._engine.disconnect, api, None, None)
+        self._dispatcher.release(api)
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        return self._dispatcher
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def trading_day(self) -> str:
+        return self._engine.trading_day
+
+    def instrument_ids(self) -> list[str]:
+        """Listed contracts of the current trading day."""
+        return list(self._engine.call(lambda: list(self._engine.instruments)))
+
+    def last_price(self, instrument_id: str) -> float:
+        return float(self._engine.call(lambda: self._engine.markets[instrument_id].last))
+
+    def market(self, instrument_id: str) -> dict[str, Any]:
+        """A snapshot of one instrument's market: last, limits, book (for tests and demos)."""
+
+        def snap() -> dict[str, Any]:
+            st = self._engine.touch(instrument_id)
+            return {
+                "last": st.last,
+                "pre_settlement": st.pre_settlement,
+                "upper": st.upper,
+                "lower": st.lower,
+                "bids": [(lv.price, lv.volume) for lv in st.bids],
+                "asks": [(lv.price, lv.volume) for lv in st.asks],
+            }
+
+        result: dict[str, Any] = self._engine.call(snap)
+        return result
+
+    # ---------------------------------------------------------------- market control
+
+    def set_market(
+        self,
+        instrument_id: str,
+        price: float,
+        *,
+        bid: float | None = None,
+        ask: float | None = None,
+    ) -> None:
+        """Move the market to ``price`` as if it traded there: the book is rebuilt around it
+        (bid one tick below, ask one tick above unless given), resting orders the move went
+        through fill, and subscribers get a tick."""
+        self._engine.call(self._engine.set_market, instrument_id, price, bid, ask)
+
+    def step_market(self, instrument_ids: list[str] | None = None) -> None:
+        """Run one market-clock step now (useful with ``tick_interval_s=0``)."""
+        self._engine.call(self._engine.step_market, instrument_ids)
+
+    def burst_ticks(self, n: int, instruments: list[str] | None = None) -> BurstResult:
+        """Benchmark hook: ``n`` ticks back to back from the engine thread to the subscribed md
+        APIs (round robin over ``instruments``, default: every subscribed instrument); returns
+        once every callback has run. Also kept as ``last_burst``."""
+        t0 = time.perf_counter()
+        ticks, calls = self._engine.call(self._engine.burst, n, instruments, timeout=600.0)
+        self._dispatcher.drained().wait(600.0)
+        self.last_burst = BurstResult(ticks, calls, time.perf_counter() - t0)
+        return self.last_burst
+
+    last_burst: BurstResult | None = None
+
+    # ---------------------------------------------------------------- settlement
+
+    def settle(self) -> str:
+        """Run the daily settlement now; returns the new trading day."""
+        day: str = self._engine.call(self._engine.settle, None)
+        return day
+
+    # ---------------------------------------------------------------- fault injection
+
+    def drop_fronts(self, reason: int = 4097, reconnect_after_s: float = 1.0) -> None:
+        """Every connected API gets OnFrontDisconnected(reason), then OnFrontConnected again
+        after ``reconnect_after_s`` with a new session (authenticate and log in again)."""
+        self._engine.call(self._engine.drop_all, reason, reconnect_after_s)
+
+    def set_front_down(self, down: bool) -> None:
+        """Down: connected APIs are disconnected (4097) and nothing answers (Req* → -1) until
+        it is up again, when they reconnect."""
+
+        def apply() -> None:
+            eng = self._engine
+            eng.set_front_down(down)
+            if not down:
+                for api in list(self._apis):
+                    eng.connect(api)
+
+        self._engine.call(apply)
+
+    def set_response_delay(self, seconds: float) -> None:
+        """Delay the processing of every later request by ``seconds`` (slow front)."""
+
+        def apply() -> None:
+            self._engine.delay_s = max(0.0, float(seconds))
+
+        self._engine.call(apply)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the engine has processed what was sent so far and every callback it
+        produced has run (test helper)."""
+        self._engine.call(lambda: None, timeout=timeout)
+        return self._dispatcher.drained().wait(timeout)
+
+
+class _NullFuture:
+    """A fire-and-forget stand-in for the engine's call protocol."""
+
+    def set_result(self, value: Any) -> None:
+        pass
+
+    def set_exception(self, exc: BaseException) -> None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+
+
+def get_exchange(name: str = "default") -> Exchange | None:
+    """The running exchange registered under ``name``, if any."""
+    return _registry.get(name)
