@@ -460,7 +460,7 @@ async def test_internal_error_is_reported_not_silent(
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 1})
         with pytest.raises(ConnectionClosed) as info:
             await c.recv()
-        assert info.value.reason.code == 1011
+        assert info.value.reason is not None and info.value.reason.code == 1011
     assert any("event=session_failed" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
     async with connect(service.ws_port) as c:  # the service keeps serving

@@ -1,0 +1,100 @@
+"""Small pure pieces: WebSocket path routing, flow-folder names, metrics text, codec."""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import pytest
+
+from webctp._connection import route
+from webctp._metrics import Metrics
+from webctp._session import safe_name
+from webctp.protocol import codec
+from webctp.protocol.catalogue import load
+
+
+@pytest.mark.parametrize(
+    ("path", "mode", "kind"),
+    [
+        ("/td/", "all", "td"),
+        ("/td", "all", "td"),
+        ("/md/?token=x", "all", "md"),
+        ("/md", "td", None),
+        ("/", "all", None),
+        ("/", "md", "md"),
+        ("", "td", "td"),
+        ("/td/anything", "all", None),
+        ("/tdx", "all", None),
+    ],
+)
+def test_route(path: str, mode: str, kind: str | None) -> None:
+    assert route(path, mode) == kind
+
+
+def test_flow_folder_names_cannot_escape() -> None:
+    for user in ("../../etc", "a/b", "..", "", "x" * 100, "用户", "ok_1"):
+        name = safe_name(user)
+        assert "/" not in name and ".." not in name and name
+        assert len(name) <= 15 + 1 + 12
+    assert safe_name("a/b") != safe_name("a_b")  # the hash keeps distinct users apart
+
+
+def test_metrics_render() -> None:
+    m = Metrics()
+    m.sessions_active["td"] += 2
+    m.errors[-400] += 3
+    m.ticks_conflated = 5
+    text = m.render()
+    assert 'webctp_sessions_active{kind="td"} 2' in text
+    assert 'webctp_errors_total{code="-400"} 3' in text
+    assert "webctp_ticks_conflated_total 5" in text
+    assert all(line.startswith(("#", "webctp_")) for line in text.splitlines())
+
+
+class FakeTick:
+    """Stands in for a binding struct: attributes only."""
+
+    def __init__(self, **values: object) -> None:
+        for f in load().structs["DepthMarketData"].fields:
+            setattr(self, f.name, {"f": 0.0, "i": 0, "s": "", "c": ""}[f.kind])
+        for k, v in values.items():
+            setattr(self, k, v)
+
+
+def test_tick_codec_maps_dbl_max_and_skips_reserve() -> None:
+    c = codec.codec("DepthMarketData")
+    tick = FakeTick(
+        InstrumentID="rb2601",
+        LastPrice=3500.0,
+        AskPrice5=sys.float_info.max,
+        Turnover=sys.float_info.max,
+        Volume=7,
+        reserve1="old",
+    )
+    data = c.to_dict(c.capture(tick))
+    assert data["InstrumentID"] == "rb2601" and data["LastPrice"] == 3500.0
+    assert data["AskPrice5"] == 0.0 and data["Turnover"] == 0.0 and data["Volume"] == 7
+    assert "reserve1" not in data and len(data) == 46
+
+
+def test_other_structs_keep_dbl_max_and_drop_passwords() -> None:
+    c = codec.codec("UserPasswordUpdate")
+    assert "OldPassword" not in c.names and "NewPassword" not in c.names
+    inst = codec.codec("Instrument")
+    assert "StrikePrice" in inst.names
+
+
+def test_frames_survive_bad_text() -> None:
+    frame = codec.push("RtnOrder", "Order", {"BizType": "\udcb0", "StatusMsg": "已撤单"}, None)
+    text = codec.dumps(frame)
+    assert orjson.loads(text)["Order"] == {"BizType": "?", "StatusMsg": "已撤单"}
+    assert codec.dumps({"x": float("nan")}) == '{"x":null}'
+    rsp = codec.response("RspQryTrade", "Trade", None, (0, "CTP:正确"), 0, True)
+    assert rsp == {
+        "MsgType": "RspQryTrade",
+        "RspInfo": {"ErrorID": 0, "ErrorMsg": "CTP:正确"},
+        "RequestID": 0,
+        "IsLast": True,
+        "Trade": None,
+    }
