@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -98,3 +99,31 @@ def test_frames_survive_bad_text() -> None:
         "IsLast": True,
         "Trade": None,
     }
+
+
+def test_flow_slots_are_reused_and_distinct(tmp_path: Path) -> None:
+    import dataclasses
+
+    import trio
+
+    from webctp._context import ServiceContext
+    from webctp._session import Session
+    from webctp.backend import load_backend
+    from webctp.config import Config
+
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, ctp=dataclasses.replace(cfg.ctp, flow_dir=str(tmp_path)))
+
+    async def main() -> None:
+        ctx = ServiceContext(cfg, load_backend(cfg.ctp))
+        send, _ = trio.open_memory_channel[str](1)
+        a, b = Session(ctx, send), Session(ctx, send)
+        a.user_id = b.user_id = "alice"
+        pa, pb = a.flow_path(), b.flow_path()
+        assert pa != pb and pa.endswith("/s0/") and pb.endswith("/s1/")
+        a._free_flow_slot()
+        c = Session(ctx, send)
+        c.user_id = "alice"
+        assert c.flow_path() == pa  # the next session of the user reuses the folder
+
+    trio.run(main)

@@ -19,9 +19,8 @@ Two queues, two written policies:
 from __future__ import annotations
 
 import functools
-import sys
+import logging
 import threading
-import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -29,6 +28,8 @@ import trio
 
 from .protocol.catalogue import Api, CallbackSpec, load
 from .protocol.codec import RspInfo, Values, capture_rsp_info, codec
+
+log = logging.getLogger("webctp.bridge")
 
 
 class Event(NamedTuple):
@@ -99,8 +100,8 @@ class Sink:
 
 
 def _report(name: str) -> None:
-    print(f"webctp: exception in CTP callback {name}:", file=sys.stderr)
-    traceback.print_exc(file=sys.stderr)
+    # one structured line (the formatter folds the traceback), never raising into C++
+    log.error("event=callback_failed callback=%s", name, exc_info=True)
 
 
 def _make_method(cb: CallbackSpec) -> Callable[..., None]:

@@ -37,6 +37,8 @@ from .protocol.validate import Assignments
 log = logging.getLogger("webctp.session")
 
 _session_ids = itertools.count(1)
+# Flow-folder slots held by live sessions: (kind, user folder) -> slots (see flow_path).
+_flow_slots: dict[tuple[str, str], set[int]] = {}
 
 # Login errors that retrying with the same credentials cannot fix (and that lock accounts or
 # ban IPs when retried in a loop): invalid login, auth failures, bans, password must change.
@@ -111,6 +113,8 @@ class Session:
         self.nursery: trio.Nursery | None = None
         self._relogin_scope: trio.CancelScope | None = None
         self._login_lock = trio.Lock()
+        self._down_reported = float("-inf")
+        self._flow_slot: tuple[tuple[str, str], int] | None = None
 
     # --- frames ---------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
@@ -168,14 +172,27 @@ class Session:
 
     # --- CTP API lifecycle ----------------------------------------------------------------
     def flow_path(self) -> str:
-        folder = (
-            Path(self.cfg.ctp.flow_dir)
-            / self.kind
-            / safe_name(self.user_id)
-            / (f"s{os.getpid()}-{self.id}")
-        )
+        """This session's flow-file folder: ``<flow_dir>/<kind>/<user>-<hash>/s<slot>/``.
+
+        The slot is the lowest one no live session of this user holds in this process, so two
+        sessions of one user never share flow files (CTP overwrites them), a user's next session
+        reuses the folder (what RESUME needs), and folders do not pile up. One flow_dir per
+        service process.
+        """
+        key = (self.kind, safe_name(self.user_id))
+        used = _flow_slots.setdefault(key, set())
+        slot = next(i for i in itertools.count() if i not in used)
+        used.add(slot)
+        self._flow_slot = (key, slot)
+        folder = Path(self.cfg.ctp.flow_dir) / key[0] / key[1] / f"s{slot}"
         folder.mkdir(parents=True, exist_ok=True)
         return str(folder) + os.sep
+
+    def _free_flow_slot(self) -> None:
+        if self._flow_slot is not None:
+            key, slot = self._flow_slot
+            _flow_slots.get(key, set()).discard(slot)
+            self._flow_slot = None
 
     def fronts(self) -> tuple[str, ...]:
         return self.cfg.ctp.td_fronts if self.kind == "td" else self.cfg.ctp.md_fronts
@@ -212,6 +229,7 @@ class Session:
         api, self.api = self.api, None
         self.sink.close()
         if api is None:
+            self._free_flow_slot()
             return
 
         spi = self.spi
@@ -233,6 +251,7 @@ class Session:
             )
         else:
             log.info("event=ctp_released session=%d kind=%s", self.id, self.kind)
+            self._free_flow_slot()
         self.spi = None
 
     # --- requests -------------------------------------------------------------------------
@@ -297,7 +316,21 @@ class Session:
     # --- login ----------------------------------------------------------------------------
     async def wait_front(self) -> None:
         if self.api is None:
-            self.create_api()
+            try:
+                self.create_api()
+            except OSError as exc:  # the flow folder: report it, do not crash the service
+                log.error(
+                    "event=create_api_failed session=%d kind=%s error=%r",
+                    self.id,
+                    self.kind,
+                    str(exc),
+                )
+                raise LoginFailed(
+                    "RspUserLogin",
+                    Code.INTERNAL,
+                    "cannot create the CTP API",
+                    f"flow folder: {exc.strerror or exc}",
+                ) from None
         with trio.move_on_after(self.cfg.ctp.login_timeout_s) as scope:
             await self.front_connected.wait()
         if scope.cancelled_caught:
@@ -351,6 +384,11 @@ class Session:
             # a fresh Event only once the old one fired: a login waiting for the first
             # OnFrontConnected (CTP reports 4097 before ever connecting) keeps waiting on it
             self.front_connected = trio.Event()
+        elif trio.current_time() - self._down_reported < 1.0:
+            # still down, no connect since the last report: the library retries by itself
+            # (openctp-ctp 6.7.2.x hundreds of times a second), report once a second at most
+            return
+        self._down_reported = trio.current_time()
         text = disconnect_description(reason)
         log.warning(
             "event=front_disconnected session=%d kind=%s reason=%d", self.id, self.kind, reason
