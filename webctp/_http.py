@@ -43,20 +43,27 @@ def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
         given = request.args.get("token", "")
         return hmac.compare_digest(given.encode(), cfg.server.token.encode())
 
+    # no-cache: browsers revalidate (ETag) so an upgraded service never runs a stale page
     @app.route("/")
     async def index() -> Any:
-        return await send_from_directory(root, "index.html")
+        response = await send_from_directory(root, "index.html")
+        response.cache_control.no_cache = True
+        return response
 
     @app.route("/web/<path:name>")
     async def web_file(name: str) -> Any:
-        return await send_from_directory(root, name)
+        response = await send_from_directory(root, name)
+        response.cache_control.no_cache = True
+        return response
 
     @app.route("/api/endpoints")
     async def endpoints() -> Any:
         host = request.host.rsplit(":", 1)[0] if request.host else cfg.server.host
         if host.startswith("[") is False and ":" in host:
             host = f"[{host}]"
-        scheme = "wss" if cfg.server.tls_cert else "ws"
+        # behind a proxy that terminates TLS the page is https: the sockets must be wss
+        forwarded = request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+        scheme = "wss" if cfg.server.tls_cert or forwarded else "ws"
         base = f"{scheme}://{host}:{ports['ws']}"
         mode = cfg.server.mode
         sim = ctx.backend.name == "sim"

@@ -110,7 +110,11 @@ class MdSession(Session):
                 )
         except ProtocolError as exc:
             await self.send_error(
-                exc.code, request=msg_type, request_id=env.request_id, detail=exc.detail
+                exc.code,
+                request=msg_type,
+                request_id=env.request_id,
+                detail=exc.detail,
+                msg_type=_SUBSCRIBE[msg_type][1] if msg_type in _SUBSCRIBE else None,
             )
 
     def _check_ready(self) -> None:

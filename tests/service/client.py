@@ -91,12 +91,13 @@ async def connect(port: int, path: str = "/td/") -> AsyncIterator[Client]:
         yield Client(ws)
 
 
-async def http_get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+async def http_get(port: int, path: str, extra: str = "") -> tuple[int, dict[str, str], bytes]:
     """GET over a raw loopback socket (reads up to Content-Length; no HTTP client needed)."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{extra}"
+            "Connection: close\r\n\r\n".encode()
         )
         data = b""
         with trio.fail_after(10):

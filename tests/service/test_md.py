@@ -83,7 +83,7 @@ async def test_bad_subscribe_inputs(
         await c.send({"MsgType": "SubscribeMarketData", "RequestID": 9, **payload})
         f = await c.expect(lambda f: f.get("RequestID") == 9)
         assert f["RspInfo"]["ErrorID"] == -400 and detail in f["Detail"]
-        assert f["MsgType"] == "RspSubscribeMarketData" or f["Request"] == "SubscribeMarketData"
+        assert (f["MsgType"], f["Request"]) == ("RspSubMarketData", "SubscribeMarketData")
 
 
 async def test_subscribe_before_login_is_401(service: ServiceInfo) -> None:
@@ -91,6 +91,7 @@ async def test_subscribe_before_login_is_401(service: ServiceInfo) -> None:
         await c.send({"MsgType": "SubscribeMarketData", "InstrumentID": ["rb2601"], "RequestID": 4})
         f = await c.recv()
         assert f["RspInfo"]["ErrorID"] == -401 and f["RequestID"] == 4
+        assert f["MsgType"] == "RspSubMarketData"
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 5})
         f = await c.recv()
         assert f["RspInfo"]["ErrorID"] == -404

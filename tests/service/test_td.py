@@ -465,3 +465,12 @@ async def test_internal_error_is_reported_not_silent(
     monkeypatch.undo()
     async with connect(service.ws_port) as c:  # the service keeps serving
         assert (await c.login("tom", "pw"))["MsgType"] == "RspUserLogin"
+
+
+async def test_demo_is_revalidated_and_proxy_aware(service: ServiceInfo) -> None:
+    status, headers, _ = await http_get(service.http_port, "/")
+    assert status == 200 and "no-cache" in headers.get("cache-control", "")
+    status, headers, _ = await http_get(service.http_port, "/web/app.js")
+    assert status == 200 and "no-cache" in headers.get("cache-control", "")
+    _, _, body = await http_get(service.http_port, "/api/endpoints", "X-Forwarded-Proto: https\r\n")
+    assert f"wss://127.0.0.1:{service.ws_port}/td/".encode() in body
