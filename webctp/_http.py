@@ -7,7 +7,6 @@ measured fast path.
 from __future__ import annotations
 
 import hmac
-import importlib.resources
 import time
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,15 @@ from ._context import ServiceContext
 
 
 def web_root(configured: str) -> Path:
-    """The demo's folder: configured, packaged (``webctp.web``), or the repo's ``web/``."""
+    """The demo's folder: configured, installed with the package (``webctp/web``, mapped from
+    the repo's top-level ``web/`` by pyproject), or the source checkout's ``web/``."""
     if configured:
         return Path(configured)
-    try:
-        packaged = Path(str(importlib.resources.files("webctp.web")))
-        if (packaged / "index.html").exists():
-            return packaged
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / "web"
+    here = Path(__file__).resolve().parent
+    installed = here / "web"
+    if (installed / "index.html").exists():
+        return installed
+    return here.parent / "web"
 
 
 def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
