@@ -55,8 +55,9 @@ def test_quick_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     results = json.loads(raw.read_text())
     main = results["main"]
 
-    # 1, 2, 2b: frames and ticks were counted
+    # 1, 1b, 2, 2b: frames and ticks were counted
     assert main["ceiling"] and all(r["frames"] > 0 and r["rate"] > 0 for r in main["ceiling"])
+    assert main["ceiling_threaded"] and all(r["count"] > 0 for r in main["ceiling_threaded"])
     assert main["burst"] and all(r["count"] > 0 and r["produced"] > 0 for r in main["burst"])
     assert main["replay"] and all(r["count"] > 0 for r in main["replay"])
     # 3: latency samples at both rates, webctp and the bare baseline
