@@ -64,9 +64,15 @@ class Sink:
 
     def post_tick(self, instrument: str, values: Values) -> None:
         with self._tick_lock:
-            if instrument in self._ticks:
+            ticks = self._ticks
+            if instrument in ticks:
                 self.ticks_conflated += 1
-            self._ticks[instrument] = values
+            # wake the sender only when the dict goes from empty to non-empty: until it swaps
+            # the dict out, one wake-up is already on its way (``take_ticks`` empties it)
+            wake = not ticks
+            ticks[instrument] = values
+        if not wake:
+            return
         try:
             self._token.run_sync_soon(self._wake_ticks, idempotent=True)
         except trio.RunFinishedError:

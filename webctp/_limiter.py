@@ -67,13 +67,39 @@ class RequestLimiter:
         self._q_send, self._q_recv = trio.open_memory_channel[Job](max_queued)
         self._o_send, self._o_recv = trio.open_memory_channel[Job](max_queued)
         self.inflight: Job | None = None
+        self._order_busy = False
+        self._order_lane_running = False
         self._next_query = -float("inf")
         self._next_order = -float("inf")
         self.sent = 0
         self.retried = 0
 
     def submit(self, job: Job) -> bool:
-        """Queue a job; False when the lane is full (answer -429)."""
+        """Queue a job; False when the lane is full (answer -429).
+
+        An order or cancel that finds its lane idle and the pacing satisfied is sent at once,
+        from the caller's task, instead of waking the lane's task (one scheduler round trip
+        less on the order path). FIFO order holds: the lane is empty and not sending."""
+        if (
+            job.lane is Lane.ORDER
+            and self._order_lane_running
+            and not self._order_busy
+            and self._o_recv.statistics().current_buffer_used == 0
+            and trio.current_time() >= self._next_order
+        ):
+            now = trio.current_time()
+            self._next_order = now + self.order_interval
+            code = job.send()
+            self.sent += 1
+            if code in _RETRYABLE and job.retries < self.max_retries:
+                job.retries += 1
+                self.retried += 1
+                self._next_order = now + self.retry_delay_s
+            elif code != 0:
+                job.fail(code, "")
+                return True
+            else:
+                return True
         channel = self._q_send if job.lane is Lane.QUERY else self._o_send
         try:
             channel.send_nowait(job)
@@ -155,17 +181,28 @@ class RequestLimiter:
                 break
 
     async def _order_lane(self) -> None:
+        self._order_lane_running = True
+        try:
+            await self._order_jobs()
+        finally:
+            self._order_lane_running = False
+
+    async def _order_jobs(self) -> None:
         async for job in self._o_recv:
-            while True:
-                await trio.sleep_until(self._next_order)
-                self._next_order = trio.current_time() + self.order_interval
-                code = job.send()
-                self.sent += 1
-                if code in _RETRYABLE and job.retries < self.max_retries:
-                    job.retries += 1
-                    self.retried += 1
-                    await trio.sleep(self.retry_delay_s)
-                    continue
-                if code != 0:
-                    job.fail(code, "")
-                break
+            self._order_busy = True
+            try:
+                while True:
+                    await trio.sleep_until(self._next_order)
+                    self._next_order = trio.current_time() + self.order_interval
+                    code = job.send()
+                    self.sent += 1
+                    if code in _RETRYABLE and job.retries < self.max_retries:
+                        job.retries += 1
+                        self.retried += 1
+                        await trio.sleep(self.retry_delay_s)
+                        continue
+                    if code != 0:
+                        job.fail(code, "")
+                    break
+            finally:
+                self._order_busy = False

@@ -35,10 +35,10 @@ class MdSession(Session):
     kind = "md"
 
     def __init__(
-        self, *args: Any, send_tick: Callable[[str], Awaitable[None]], **kwargs: Any
+        self, *args: Any, send_ticks: Callable[[list[str]], Awaitable[bool]], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.send_tick = send_tick
+        self.send_ticks = send_ticks
         # desired subscriptions, restored after every re-login (CTP forgets them)
         self.subscribed: dict[str, dict[str, None]] = {"md": {}, "quote": {}}
         # (kind, instrument) -> client RequestIDs waiting for RspSub/RspUnSub (None: internal)
@@ -52,7 +52,8 @@ class MdSession(Session):
         """Send the latest tick per instrument. A client that reads slowly gets conflated
         ticks: while this task waits on the socket, newer ticks replace older ones in the
         bridge's dict (bounded by the number of instruments)."""
-        tick_codec = codec.codec("DepthMarketData")
+        to_dict = codec.codec("DepthMarketData").to_dict
+        dumps = codec.dumps
         metrics = self.ctx.metrics
         subscribed = self.subscribed["md"]
         conflated_seen = 0
@@ -62,18 +63,16 @@ class MdSession(Session):
             conflated = self.sink.ticks_conflated
             metrics.ticks_conflated += conflated - conflated_seen
             conflated_seen = conflated
-            for instrument, values in ticks.items():
-                if instrument not in subscribed:
-                    continue
-                await self.send_tick(
-                    codec.dumps(
-                        {
-                            "MsgType": "RtnDepthMarketData",
-                            "DepthMarketData": tick_codec.to_dict(values),
-                        }
-                    )
-                )
-                metrics.ticks_out += 1
+            frames = [
+                dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": to_dict(values)})
+                for instrument, values in ticks.items()
+                if instrument in subscribed
+            ]
+            if frames:
+                # one socket write for the batch (see _connection.send_batch)
+                if not await self.send_ticks(frames):
+                    return  # the socket closed; the receive task ends the connection
+                metrics.ticks_out += len(frames)
 
     async def handle(self, text: str | bytes) -> None:
         env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -33,6 +33,15 @@ from .protocol import codec
 from .protocol.catalogue import Api, Catalogue, load
 from .protocol.errors import Code, disconnect_description, error_message
 from .protocol.validate import Assignments
+
+
+class FrameOut(Protocol):
+    """Where a session's frames go (``_connection.Outbox``; a memory channel in tests)."""
+
+    async def send(self, text: str, /) -> None: ...
+
+    def send_nowait(self, text: str, /) -> None: ...
+
 
 log = logging.getLogger("webctp.session")
 
@@ -93,7 +102,7 @@ def safe_name(user: str) -> str:
 class Session:
     kind: Api = "td"
 
-    def __init__(self, ctx: ServiceContext, out: trio.MemorySendChannel[str]) -> None:
+    def __init__(self, ctx: ServiceContext, out: FrameOut) -> None:
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.catalogue: Catalogue = load()

@@ -15,6 +15,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Sequence
+from time import sleep as _yield_gil
 from typing import Any, Protocol
 
 
@@ -118,6 +119,10 @@ class Dispatcher:
                     self._deliver(target, job)
             else:
                 self._deliver(targets, job)
+            if job.method == "OnRtnDepthMarketData":
+                # The real library's thread holds the GIL only inside a callback: release it
+                # between ticks so a consumer's other threads are not starved during bursts.
+                _yield_gil(0)
 
     def _deliver(self, target: Target, job: Job) -> None:
         cv = self._cv

@@ -706,9 +706,10 @@ class Engine(Settlement):
             st.stamp(now, hms)
             self.outbox.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
             calls += len(targets)
-            if len(self.outbox) >= 256:
+            if len(self.outbox) >= 16:
                 self.dispatcher.post(self.outbox)
                 self.outbox = []
+                time.sleep(0)  # let the callback and service threads have the GIL
         return n, calls
 
 
