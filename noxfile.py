@@ -48,5 +48,5 @@ def browser(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks; writes docs/benchmarks.md. ``nox -s bench -- --quick`` for a smoke run."""
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "py-spy")
     session.run("python", "-m", "bench", *session.posargs)
