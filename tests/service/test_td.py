@@ -474,3 +474,41 @@ async def test_demo_is_revalidated_and_proxy_aware(service: ServiceInfo) -> None
     assert status == 200 and "no-cache" in headers.get("cache-control", "")
     _, _, body = await http_get(service.http_port, "/api/endpoints", "X-Forwarded-Proto: https\r\n")
     assert f"wss://127.0.0.1:{service.ws_port}/td/".encode() in body
+
+
+async def test_manual_settlement_confirm(nursery: trio.Nursery, cfg: Config) -> None:
+    """With auto_confirm off the client confirms itself; an order before that is ErrorID 42."""
+    cfg = replace(cfg, ctp={"auto_confirm": False})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as c:
+        await ready(c, "uma")
+        inst = await first_instrument(c, "DCE")
+        order = {
+            "InstrumentID": inst,
+            "ExchangeID": "DCE",
+            "Direction": "0",
+            "CombOffsetFlag": "0",
+            "CombHedgeFlag": "1",
+            "OrderPriceType": "2",
+            "LimitPrice": (await best_prices(c, inst))["lower"],
+            "VolumeTotalOriginal": 1,
+            "TimeCondition": "3",
+            "VolumeCondition": "1",
+            "ContingentCondition": "1",
+            "ForceCloseReason": "0",
+        }
+        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 80})
+        rejected = await c.expect("RspOrderInsert")
+        assert (rejected["RequestID"], rejected["RspInfo"]["ErrorID"]) == (80, 42)
+        statement = await c.query("ReqQrySettlementInfo", rid=81)
+        assert statement[-1]["IsLast"] is True
+        await c.send(
+            {"MsgType": "ReqSettlementInfoConfirm", "SettlementInfoConfirm": {}, "RequestID": 82}
+        )
+        confirmed = await c.expect("RspSettlementInfoConfirm")
+        assert confirmed["RequestID"] == 82
+        assert confirmed["RspInfo"] is None or confirmed["RspInfo"]["ErrorID"] == 0
+        assert confirmed["SettlementInfoConfirm"]["InvestorID"] == "uma"
+        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 83})
+        accepted = await c.expect(lambda f: f.get("MsgType") in ("RtnOrder", "RspOrderInsert"))
+        assert accepted["MsgType"] == "RtnOrder", accepted
