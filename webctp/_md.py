@@ -235,44 +235,10 @@ class MdSession(Session):
                 await self.set_state(State.CONNECTED, "logged out")
 
     # --- login ----------------------------------------------------------------------------
-    async def client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
-        if self._login_lock.locked() or self.state is State.READY:
-            await self.send_error(
-                Code.BAD_REQUEST,
-                request="ReqUserLogin",
-                request_id=client_rid,
-                detail="a login is already in progress"
-                if self._login_lock.locked()
-                else "already logged in; send ReqUserLogout first",
-            )
-            return
-        assert self.nursery is not None
-        self.nursery.start_soon(self._client_login, client_rid, fields)
-
-    async def _client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
-        async with self._login_lock:
-            self.user_id = str(fields.get("UserID", ""))
-            self.password = str(fields.get("Password", ""))
-            self.broker_id = str(fields.get("BrokerID") or self.cfg.ctp.broker_id)
-            self.state = State.LOGGING_IN
-            try:
-                row = await self.ctp_login()
-            except LoginFailed as exc:
-                self.password = ""
-                self.state = State.CONNECTED if self.front_connected.is_set() else State.CONNECTING
-                await self.send_error(
-                    exc.code,
-                    request="ReqUserLogin",
-                    request_id=client_rid,
-                    error_msg=exc.message,
-                    detail=exc.detail,
-                    msg_type=exc.msg_type,
-                )
-                return
-            await self.send(
-                codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid, True)
-            )
-            await self.set_state(State.READY, "logged in")
+    def take_credentials(self, fields: dict[str, Any]) -> None:
+        self.user_id = str(fields.get("UserID", ""))
+        self.password = str(fields.get("Password", ""))
+        self.broker_id = str(fields.get("BrokerID") or self.cfg.ctp.broker_id)
 
     async def ctp_login(self) -> dict[str, Any]:
         await self.wait_front()

@@ -351,6 +351,61 @@ class Session:
                 f"{self.cfg.ctp.login_timeout_s:g} s",
             )
 
+    def login_problem(self, fields: dict[str, Any]) -> str:
+        """Why these ReqUserLogin fields cannot be used ('' when they can)."""
+        return ""
+
+    def take_credentials(self, fields: dict[str, Any]) -> None:
+        """Keep the client's credentials (in memory only) for this and later re-logins."""
+        raise NotImplementedError
+
+    async def client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
+        """A client's ReqUserLogin: refused at once, or run as a session task."""
+        if self._login_lock.locked():
+            problem = "a login is already in progress"
+        elif self.state is State.READY:
+            problem = "already logged in; send ReqUserLogout first"
+        else:
+            problem = self.login_problem(fields)
+        if problem:
+            await self.send_error(
+                Code.BAD_REQUEST, request="ReqUserLogin", request_id=client_rid, detail=problem
+            )
+            return
+        assert self.nursery is not None
+        self.nursery.start_soon(self._client_login, client_rid, fields)
+
+    async def _client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
+        async with self._login_lock:
+            if self._relogin_scope is not None:
+                self._relogin_scope.cancel()
+            self.take_credentials(fields)
+            previous = self.state
+            self.state = State.LOGGING_IN
+            try:
+                row = await self.ctp_login()
+            except LoginFailed as exc:
+                self.password = ""
+                self.login_info = None
+                if previous is State.LOGIN_FAILED:
+                    self.state = previous
+                else:
+                    connected = self.front_connected.is_set()
+                    self.state = State.CONNECTED if connected else State.CONNECTING
+                await self.send_error(
+                    exc.code,
+                    request="ReqUserLogin",
+                    request_id=client_rid,
+                    error_msg=exc.message,
+                    detail=exc.detail,
+                    msg_type=exc.msg_type,
+                )
+                return
+            await self.send(
+                codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid, True)
+            )
+            await self.set_state(State.READY, "logged in")
+
     async def ctp_login(self) -> dict[str, Any]:
         """Run the login sequence with the stored credentials; returns the login row."""
         raise NotImplementedError

@@ -82,7 +82,7 @@ class TdSession(Session):
             )
             return
         if spec.msg_type == "ReqUserLogin":
-            await self.client_login(env.request_id, assignments)
+            await self.client_login(env.request_id, dict(assignments))
             return
         if self.state is not State.READY:
             if self.state in LINK_DOWN_STATES:
@@ -180,66 +180,15 @@ class TdSession(Session):
         self.limiter.fail_all(Code.LINK_DOWN, detail)
 
     # --- login ----------------------------------------------------------------------------
-    async def client_login(self, client_rid: int, assignments: Assignments) -> None:
-        fields = dict(assignments)
-        if self._login_lock.locked():
-            await self.send_error(
-                Code.BAD_REQUEST,
-                request="ReqUserLogin",
-                request_id=client_rid,
-                detail="a login is already in progress",
-            )
-            return
-        if self.state is State.READY:
-            await self.send_error(
-                Code.BAD_REQUEST,
-                request="ReqUserLogin",
-                request_id=client_rid,
-                detail="already logged in; send ReqUserLogout first",
-            )
-            return
-        if not fields.get("UserID"):
-            await self.send_error(
-                Code.BAD_REQUEST,
-                request="ReqUserLogin",
-                request_id=client_rid,
-                detail="ReqUserLogin.UserID is required",
-            )
-            return
-        assert self.nursery is not None
-        self.nursery.start_soon(self._client_login, client_rid, fields)
+    def login_problem(self, fields: dict[str, Any]) -> str:
+        return "" if fields.get("UserID") else "ReqUserLogin.UserID is required"
 
-    async def _client_login(self, client_rid: int, fields: dict[str, Any]) -> None:
-        async with self._login_lock:
-            if self._relogin_scope is not None:
-                self._relogin_scope.cancel()
-            self.user_id = str(fields.pop("UserID"))
-            self.password = str(fields.pop("Password", ""))
-            self.broker_id = str(fields.pop("BrokerID", "") or self.cfg.ctp.broker_id)
-            self.login_extra = {k: v for k, v in fields.items() if v not in ("", 0)}
-            previous = self.state
-            self.state = State.LOGGING_IN
-            try:
-                row = await self.ctp_login()
-            except LoginFailed as exc:
-                self.password = ""
-                self.login_info = None
-                self.state = State.CONNECTED if self.front_connected.is_set() else State.CONNECTING
-                if previous is State.LOGIN_FAILED:
-                    self.state = previous
-                await self.send_error(
-                    exc.code,
-                    request="ReqUserLogin",
-                    request_id=client_rid,
-                    error_msg=exc.message,
-                    detail=exc.detail,
-                    msg_type=exc.msg_type,
-                )
-                return
-            await self.send(
-                codec.response("RspUserLogin", "RspUserLogin", row, None, client_rid, True)
-            )
-            await self.set_state(State.READY, "logged in")
+    def take_credentials(self, fields: dict[str, Any]) -> None:
+        fields = dict(fields)
+        self.user_id = str(fields.pop("UserID"))
+        self.password = str(fields.pop("Password", ""))
+        self.broker_id = str(fields.pop("BrokerID", "") or self.cfg.ctp.broker_id)
+        self.login_extra = {k: v for k, v in fields.items() if v not in ("", 0)}
 
     async def ctp_login(self) -> dict[str, Any]:
         await self.wait_front()
