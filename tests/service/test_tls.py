@@ -1,0 +1,51 @@
+"""TLS: with a certificate configured, the service speaks wss:// and https:// only."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import trio
+import trustme
+from trio_websocket import open_websocket_url
+
+from tests.conftest import replace
+from webctp.config import Config
+from webctp.service import ServiceInfo, run_service
+
+from .client import Client
+
+
+async def test_wss_and_https(nursery: trio.Nursery, cfg: Config, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cfg = replace(cfg, server={"tls_cert": str(cert_file), "tls_key": str(key_file)})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    async with open_websocket_url(
+        f"wss://127.0.0.1:{info.ws_port}/td/", ssl_context=client_ctx
+    ) as ws:
+        c = Client(ws)
+        frame = await c.login("tls_user", "pw", rid=5)
+        assert (frame["MsgType"], frame["RequestID"]) == ("RspUserLogin", 5)
+
+    stream = await trio.open_ssl_over_tcp_stream(
+        "127.0.0.1", info.http_port, ssl_context=client_ctx
+    )
+    async with stream:
+        await stream.send_all(
+            b"GET /api/endpoints HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        data = b""
+        with trio.fail_after(10):
+            while b"wss://" not in data:
+                chunk = await stream.receive_some(65536)
+                assert chunk, data
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 200")
+    assert f"wss://127.0.0.1:{info.ws_port}/td/".encode() in data
