@@ -512,3 +512,26 @@ async def test_manual_settlement_confirm(nursery: trio.Nursery, cfg: Config) -> 
         await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 83})
         accepted = await c.expect(lambda f: f.get("MsgType") in ("RtnOrder", "RspOrderInsert"))
         assert accepted["MsgType"] == "RtnOrder", accepted
+
+
+async def test_event_overflow_closes_loudly(nursery: trio.Nursery, cfg: Config) -> None:
+    """A client that stops reading while CTP events pile up is closed with 1011 and a reason;
+    events are never dropped silently."""
+    from trio_websocket import ConnectionClosed
+
+    cfg = replace(
+        cfg, limits={"event_queue": 5, "queries_per_second": 50.0}, server={"send_queue": 1}
+    )
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as c:
+        await ready(c, "vera")
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(60):
+            for rid in range(1, 31):  # ~630 instrument rows each; nobody reads them
+                await c.send({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": rid})
+            while True:
+                await c.ws.get_message()
+        assert info.ctx.metrics.overflows == 1
+        assert closed.value.reason is not None
+        if closed.value.reason.code != 1006:  # 1006: the close frame found the socket full
+            assert closed.value.reason.code == 1011
+            assert "overflow" in (closed.value.reason.reason or "")
