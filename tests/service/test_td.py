@@ -535,3 +535,24 @@ async def test_event_overflow_closes_loudly(nursery: trio.Nursery, cfg: Config) 
         if closed.value.reason.code != 1006:  # 1006: the close frame found the socket full
             assert closed.value.reason.code == 1011
             assert "overflow" in (closed.value.reason.reason or "")
+
+
+async def test_session_limit(nursery: trio.Nursery, cfg: Config) -> None:
+    from trio_websocket import ConnectionRejected, open_websocket_url
+
+    cfg = replace(cfg, server={"max_sessions": 2})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as a, connect(info.ws_port, "/md/") as b:
+        await a.login("w1", "pw")
+        await b.send({"MsgType": "ReqUserLogin", "RequestID": 1})
+        await b.expect("RspUserLogin")
+        try:
+            async with open_websocket_url(f"ws://127.0.0.1:{info.ws_port}/td/"):
+                raise AssertionError("a third session was accepted")
+        except ConnectionRejected as exc:
+            assert exc.status_code == 503
+    with trio.fail_after(10):
+        while sum(info.ctx.metrics.sessions_active.values()):
+            await trio.sleep(0.05)
+    async with connect(info.ws_port) as c:  # room again once they closed
+        assert (await c.login("w1", "pw"))["MsgType"] == "RspUserLogin"
