@@ -211,10 +211,7 @@ class MdSession(Session):
             )
             return
         pending = self.pending.get(ev.request_id)
-        if pending is not None and pending.internal:
-            pending.rows.append(ev)
-            if ev.is_last or cb.name == "OnRspError":
-                pending.done.set()
+        if self.take_internal(ev, pending):
             return
         payload = codec.codec(cb.struct).to_dict(ev.values) if (cb.struct and ev.values) else None
         frame = codec.response(

@@ -311,6 +311,15 @@ class Session:
         info = next((ev.info for ev in pending.rows if ev.info and ev.info[0] != 0), None)
         return info, pending.rows
 
+    def take_internal(self, ev: Event, pending: Pending | None) -> bool:
+        """Collect a row of a gateway-made request (login sequence); True when it was one."""
+        if pending is None or not pending.internal:
+            return False
+        pending.rows.append(ev)
+        if ev.is_last or ev.cb.name == "OnRspError":
+            pending.done.set()
+        return True
+
     def fail_pending(self, code: int, detail: str) -> list[Pending]:
         """Fail every waiting request (link down); returns the client ones to report."""
         client = []

@@ -256,10 +256,7 @@ class TdSession(Session):
         cb = ev.cb
         rid = ev.request_id
         pending = self.pending.get(rid)
-        if pending is not None and pending.internal:
-            pending.rows.append(ev)
-            if ev.is_last or cb.name == "OnRspError":
-                pending.done.set()
+        if self.take_internal(ev, pending):
             return
         if pending is None and rid in self.expired:
             if ev.is_last:

@@ -60,6 +60,17 @@ class BurstResult:
 class Engine(Settlement):
     """All of the exchange's state and behaviour; runs on its own thread."""
 
+    def _reset_day_state(self) -> None:
+        """Orders, trades and private flows belong to one trading day."""
+        self.orders = []
+        self.user_orders = {}
+        self.orders_by_key = {}
+        self.orders_by_sysid = {}
+        self.resting = {}
+        self.trades = []
+        self.flows = {}
+        self.flow_marks = {}
+
     def __init__(self, settings: SimSettings, clock: Clock, dispatcher: Dispatcher) -> None:
         self.settings = settings
         self.clock = clock
@@ -71,14 +82,7 @@ class Engine(Settlement):
         self.exchange_infos = exchange_infos()
         self.store = Store(settings.db_path)
         self.accounts = {}
-        self.orders = []
-        self.user_orders = {}
-        self.orders_by_key = {}
-        self.orders_by_sysid = {}
-        self.resting = {}
-        self.trades = []
-        self.flows = {}
-        self.flow_marks = {}
+        self._reset_day_state()
         self.sessions = {}
         self.counters = {}
         self.outbox = []
@@ -181,14 +185,7 @@ class Engine(Settlement):
     ) -> None:
         """Start trading day ``day``: list its contracts and open their markets."""
         self.trading_day = day
-        self.orders = []
-        self.user_orders = {}
-        self.orders_by_key = {}
-        self.orders_by_sysid = {}
-        self.resting = {}
-        self.trades = []
-        self.flows = {}
-        self.flow_marks = {}
+        self._reset_day_state()
         self.instruments = listed_instruments(self.products, parse_ymd(day), self.cal)
         docs = market_docs or {}
         vol = (self.settings.book_volume_min, self.settings.book_volume_max)
