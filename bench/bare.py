@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import threading
 import time
 import urllib.parse
@@ -140,7 +141,7 @@ class _Pace:
                     self.pending[made % 20] = time.perf_counter()
                 self.token.run_sync_soon(self.wake, idempotent=True)
                 made += 1
-                time.sleep(0)
+                os.sched_yield()  # as webctp's replay: ~1 µs, where sleep(0) costs ~130 µs
             self.done = True
             self.token.run_sync_soon(self.wake, idempotent=True)
             return

@@ -171,12 +171,13 @@ def replay(hooks: Hooks, n: int, rate: float = 0.0) -> dict[str, Any]:
     callback = spi.OnRtnDepthMarketData
     m = len(ticks)
     pause = time.sleep
+    yield_gil = getattr(os, "sched_yield", lambda: time.sleep(0))
     clock = time.perf_counter
     start = clock()
     if rate <= 0:
         for i in range(n):
             callback(ticks[i % m])
-            pause(0)
+            yield_gil()
         return {"ticks": n, "seconds": clock() - start}
     for i in range(n):
         wait = start + i / rate - clock()

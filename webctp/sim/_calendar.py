@@ -8,6 +8,7 @@ clock is injectable (``Clock``) so tests can fix the time; the simulator never r
 from __future__ import annotations
 
 import calendar
+import functools
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -26,7 +27,9 @@ def beijing_now() -> datetime:
     return datetime.now(BEIJING).replace(tzinfo=None)
 
 
+@functools.lru_cache(maxsize=64)
 def ymd(d: date) -> str:
+    """YYYYMMDD (cached: the tick path formats the same day thousands of times a second)."""
     return d.strftime("%Y%m%d")
 
 

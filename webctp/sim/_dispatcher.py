@@ -10,13 +10,25 @@ never on the caller's thread and never inside a ``Req*`` call.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
+import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
-from time import sleep as _yield_gil
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+
+def _sleep0() -> None:
+    time.sleep(0)
+
+
+# Release the GIL for a moment, as the C++ library's thread does between two callbacks.
+# ``sched_yield`` releases it around a ~1 µs system call; ``time.sleep(0)`` is a
+# ``clock_nanosleep`` that cost ~130 µs per call on the benchmark machine (timer slack), which
+# capped the simulator's tick bursts at ~2,500 ticks/s. Windows has no ``sched_yield``.
+yield_gil: Callable[[], None] = getattr(os, "sched_yield", _sleep0)
 
 
 class Target(Protocol):
@@ -122,7 +134,7 @@ class Dispatcher:
             if job.method == "OnRtnDepthMarketData":
                 # The real library's thread holds the GIL only inside a callback: release it
                 # between ticks so a consumer's other threads are not starved during bursts.
-                _yield_gil(0)
+                yield_gil()
 
     def _deliver(self, target: Target, job: Job) -> None:
         cv = self._cv

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import _errors as E
 from ._calendar import Clock, TradingCalendar, parse_ymd, ymd
-from ._dispatcher import Dispatcher, Job
+from ._dispatcher import Dispatcher, Job, yield_gil
 from ._instruments import exchange_infos, listed_instruments, load_products
 from ._ledger import Account
 from ._market import MarketState
@@ -89,6 +89,7 @@ class Engine(Settlement):
         self.dirty_accounts = set()
         self.dirty_orders = set()
         self.settlement_id = 1
+        self._saved_meta: tuple[Any, ...] | None = None  # what _flush last wrote to "meta"
         self.market_clock = 0
         self.instruments = {}
         self.markets = {}
@@ -253,8 +254,11 @@ class Engine(Settlement):
             for seq, order in by_seq.items():
                 store.put_order(self.trading_day, seq, order.user_id, order.doc())
             self.dirty_orders.clear()
-        store.set_meta("counters", self.counters)
-        store.set_meta("settlement_id", self.settlement_id)
+        meta = (self.settlement_id, tuple(self.counters.items()))
+        if meta != self._saved_meta:  # not on every batch: ticks change neither
+            store.set_meta("counters", self.counters)
+            store.set_meta("settlement_id", self.settlement_id)
+            self._saved_meta = meta
         store.commit()
 
     # ================================================================ thread, inbox, timers
@@ -706,7 +710,7 @@ class Engine(Settlement):
             if len(self.outbox) >= 16:
                 self.dispatcher.post(self.outbox)
                 self.outbox = []
-                time.sleep(0)  # let the callback and service threads have the GIL
+                yield_gil()  # let the callback and service threads have the GIL
         return n, calls
 
 

@@ -123,10 +123,10 @@ class Instrument:
         return self.product.tick
 
     def round(self, price: float) -> float:
-        return round(price, self._decimals)
+        return round(price, self.decimals)
 
     @functools.cached_property
-    def _decimals(self) -> int:
+    def decimals(self) -> int:
         return self.product.decimals
 
     def to_ticks(self, price: float) -> float:

@@ -23,8 +23,44 @@ from ._structs import CThostFtdcDepthMarketDataField
 DBL_MAX = 1.7976931348623157e308
 LEVELS = 5
 
+# The fields ``MarketState.tick`` fills, in the order it passes them (the rest keep defaults).
+_TICK_HEAD = (
+    "TradingDay",
+    "LastPrice",
+    "PreSettlementPrice",
+    "PreClosePrice",
+    "PreOpenInterest",
+    "OpenPrice",
+    "HighestPrice",
+    "LowestPrice",
+    "Volume",
+    "Turnover",
+    "OpenInterest",
+    "ClosePrice",
+    "SettlementPrice",
+    "UpperLimitPrice",
+    "LowerLimitPrice",
+    "PreDelta",
+    "CurrDelta",
+    "UpdateTime",
+    "UpdateMillisec",
+    "AveragePrice",
+    "ActionDay",
+    "InstrumentID",
+    "BandingUpperPrice",
+    "BandingLowerPrice",
+)
+_TICK_BOOK = tuple(
+    f"{side}{what}{n}"
+    for n in range(1, LEVELS + 1)
+    for side in ("Bid", "Ask")
+    for what in ("Price", "Volume")
+)
+_make_tick = CThostFtdcDepthMarketDataField._sim_maker(_TICK_HEAD + _TICK_BOOK)
+_EMPTY_LEVEL = (DBL_MAX, 0)
 
-@dataclass
+
+@dataclass(slots=True)
 class Level:
     price: float
     volume: int
@@ -143,22 +179,22 @@ class MarketState:
                 bid1, ask1 = self.last, self.last + tick
             else:
                 bid1, ask1 = self.last - tick, self.last
-        rnd = self.instrument.round
-        bid1 = rnd(bid1)
-        ask1 = rnd(ask1)
+        digits = self.instrument.decimals
+        bid1 = round(bid1, digits)
+        ask1 = round(ask1, digits)
         lo, hi = vol_range
         span = hi - lo + 1
         r = rng.random
         lower, upper = self.lower - 1e-9, self.upper + 1e-9
         self.bids = [
-            Level(rnd(bid1 - i * tick), lo + int(r() * span))
-            for i in range(LEVELS)
-            if bid1 - i * tick >= lower
+            Level(round(p, digits), lo + int(r() * span))
+            for p in [bid1 - i * tick for i in range(LEVELS)]
+            if p >= lower
         ]
         self.asks = [
-            Level(rnd(ask1 + i * tick), lo + int(r() * span))
-            for i in range(LEVELS)
-            if ask1 + i * tick <= upper
+            Level(round(p, digits), lo + int(r() * span))
+            for p in [ask1 + i * tick for i in range(LEVELS)]
+            if p <= upper
         ]
         self.book_stale = False
 
@@ -240,45 +276,38 @@ class MarketState:
                 avg /= inst.multiplier
         else:
             avg = 0.0
-        values: dict[str, object] = {
-            "TradingDay": td,
-            "LastPrice": self.last,
-            "PreSettlementPrice": self.pre_settlement,
-            "PreClosePrice": self.pre_close,
-            "PreOpenInterest": self.pre_open_interest,
-            "OpenPrice": self.open,
-            "HighestPrice": self.high,
-            "LowestPrice": self.low,
-            "Volume": self.volume,
-            "Turnover": self.turnover,
-            "OpenInterest": self.open_interest,
-            "ClosePrice": self.close,
-            "SettlementPrice": self.settlement,
-            "UpperLimitPrice": self.upper,
-            "LowerLimitPrice": self.lower,
-            "PreDelta": 0.0,
-            "CurrDelta": DBL_MAX,
-            "UpdateTime": self.update_time,
-            "UpdateMillisec": self.update_ms,
-            "AveragePrice": avg,
-            "ActionDay": action,
-            "InstrumentID": inst.instrument_id,
-            "BandingUpperPrice": DBL_MAX,
-            "BandingLowerPrice": DBL_MAX,
-        }
+        book: list[float] = []
+        bids, asks = self.bids, self.asks
         for i in range(LEVELS):
-            n = i + 1
-            if i < len(self.bids):
-                values[f"BidPrice{n}"] = self.bids[i].price
-                values[f"BidVolume{n}"] = self.bids[i].volume
-            else:
-                values[f"BidPrice{n}"] = DBL_MAX
-            if i < len(self.asks):
-                values[f"AskPrice{n}"] = self.asks[i].price
-                values[f"AskVolume{n}"] = self.asks[i].volume
-            else:
-                values[f"AskPrice{n}"] = DBL_MAX
-        return CThostFtdcDepthMarketDataField._sim_make(**values)
+            book.extend((bids[i].price, bids[i].volume) if i < len(bids) else _EMPTY_LEVEL)
+            book.extend((asks[i].price, asks[i].volume) if i < len(asks) else _EMPTY_LEVEL)
+        return _make_tick(
+            td,
+            self.last,
+            self.pre_settlement,
+            self.pre_close,
+            self.pre_open_interest,
+            self.open,
+            self.high,
+            self.low,
+            self.volume,
+            self.turnover,
+            self.open_interest,
+            self.close,
+            self.settlement,
+            self.upper,
+            self.lower,
+            0.0,
+            DBL_MAX,
+            self.update_time,
+            self.update_ms,
+            avg,
+            action,
+            inst.instrument_id,
+            DBL_MAX,
+            DBL_MAX,
+            *book,
+        )
 
     @property
     def bid1(self) -> float | None:

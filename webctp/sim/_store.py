@@ -42,10 +42,16 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._db.execute("BEGIN")
+        self._committed_changes = self._db.total_changes
 
     def commit(self) -> None:
+        """Commit what was written since the last commit (nothing written: no I/O)."""
+        changes = self._db.total_changes
+        if changes == self._committed_changes:
+            return
         self._db.execute("COMMIT")
         self._db.execute("BEGIN")
+        self._committed_changes = changes
 
     def close(self) -> None:
         try:

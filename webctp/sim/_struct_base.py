@@ -169,6 +169,29 @@ class Struct:
             _osa(obj, name, value)
         return obj
 
+    @classmethod
+    def _sim_maker(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
+        """A builder for the simulator's hot paths (the tick): ``make(*values)`` with the values
+        in ``names`` order, every other field at its default. No setter checks (as
+        ``_sim_make``) and no keyword dict: about a third of ``_sim_make``'s cost."""
+        by_name = dict(zip(cls._sim_fields, cls._sim_init))
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise AttributeError(f"{cls.__name__} has no field(s) {unknown}")
+        sets = tuple(by_name[n][0] for n in names)
+        rest = tuple(init for name, init in by_name.items() if name not in names)
+        new = cls.__new__
+
+        def make(*values: Any) -> _T:
+            obj = new(cls)
+            for set_, default in rest:
+                set_(obj, default)
+            for set_, value in zip(sets, values):
+                set_(obj, value)
+            return obj
+
+        return make
+
     def _sim_copy(self: _T) -> _T:
         """An independent copy (requests are copied at call time, as the binding serialises)."""
         cls = type(self)
