@@ -31,6 +31,7 @@ def suite(bench: Bench, tree: str | None, *, ceiling: bool, profile: bool) -> di
         "ceiling": [],
         "ceiling_threaded": [],
         "burst": [],
+        "burst_live": [],
         "replay": [],
         "latency": {},
         "latency_replay": {},
@@ -44,7 +45,8 @@ def suite(bench: Bench, tree: str | None, *, ceiling: bool, profile: bool) -> di
             if ceiling:
                 out["ceiling"].append(bench.ceiling_once())
                 out["ceiling_threaded"].append(bench.ceiling_threaded_once())
-            out["burst"].append(bench.burst_once(svc, port, ids))
+            out["burst"].append(bench.burst_once(svc, port, ids, prepared=True))
+            out["burst_live"].append(bench.burst_once(svc, port, ids))
             out["replay"].append(bench.burst_once(svc, port, ids, replay=True))
         for rate in p.latency_rates:
             if ceiling:

@@ -24,6 +24,7 @@ import re
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import trio
@@ -194,6 +195,19 @@ async def run(cfg: Any, hooks: Hooks) -> None:
         info = await nursery.start(run_service, cfg)
         exchange = info.exchange
         metrics = info.ctx.metrics
+        if os.environ.get("BENCH_GC_FREEZE"):
+            gc.freeze()
+        gc_times: list[tuple[int, float]] = []
+        gc_start = [0.0]
+
+        def gc_cb(phase: str, info_: dict[str, int]) -> None:
+            if phase == "start":
+                gc_start[0] = time.perf_counter()
+            else:
+                gc_times.append((info_["generation"], time.perf_counter() - gc_start[0]))
+
+        if os.environ.get("BENCH_GC_TRACE"):
+            gc.callbacks.append(gc_cb)
         emit("ready", ws_port=info.ws_port, http_port=info.http_port)
         async for cmd in commands():
             name = cmd.get("cmd")
@@ -213,13 +227,20 @@ async def run(cfg: Any, hooks: Hooks) -> None:
                     emit("market_done", exchange_id=exchange_id, **snap)
                 elif name == "burst":
                     result = await trio.to_thread.run_sync(
-                        exchange.burst_ticks, int(cmd["n"]), cmd.get("instruments")
+                        partial(
+                            exchange.burst_ticks,
+                            int(cmd["n"]),
+                            cmd.get("instruments"),
+                            prepared=bool(cmd.get("prepared", False)),
+                        )
                     )
                     emit(
                         "burst_done",
                         ticks=result.ticks,
                         deliveries=result.deliveries,
-                        seconds=result.seconds,
+                        seconds=result.emit_seconds,
+                        cpu_seconds=result.emit_cpu_seconds,
+                        build_seconds=result.seconds - result.emit_seconds,
                     )
                 elif name == "replay":
                     out = await trio.to_thread.run_sync(
@@ -251,6 +272,14 @@ async def run(cfg: Any, hooks: Hooks) -> None:
                         frames_out=metrics.frames_out,
                         sessions=dict(metrics.sessions_active),
                         overflows=metrics.overflows,
+                        gc=[
+                            (
+                                g,
+                                len([t for gg, t in gc_times if gg == g]),
+                                max([t for gg, t in gc_times if gg == g] or [0.0]),
+                            )
+                            for g in (0, 1, 2)
+                        ],
                     )
                 elif name == "orders":
                     emit(
@@ -284,12 +313,21 @@ def main() -> None:
     from webctp.config import load_config
 
     cfg = load_config(args.config)
+    pin = os.environ.get("BENCH_PIN")
+    if pin:
+        os.sched_setaffinity(0, {int(c) for c in pin.split(",")})
     switch = os.environ.get("BENCH_SWITCH_INTERVAL")
     if switch:  # experiment knob: the interpreter's GIL switch interval, in seconds
         sys.setswitchinterval(float(switch))
     _log.setup(cfg.log.level)
     hooks = Hooks(stamp=args.stamp)
     hooks.install()
+    prof_path = os.environ.get("BENCH_CPROFILE")  # experiment knob: profile the Trio thread
+    if prof_path:
+        import cProfile
+
+        cProfile.runctx("trio.run(run, cfg, hooks)", globals(), locals(), prof_path)
+        return
     trio.run(run, cfg, hooks)
 
 

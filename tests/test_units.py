@@ -7,8 +7,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.extensions import Extension, PerMessageDeflate
 
-from webctp._connection import route
+from webctp._connection import _plain_server_frames, _text_frame, route
 from webctp._metrics import Metrics
 from webctp._session import safe_name
 from webctp.protocol import codec
@@ -127,3 +130,36 @@ def test_flow_slots_are_reused_and_distinct(tmp_path: Path) -> None:
         assert c.flow_path() == pa  # the next session of the user reuses the folder
 
     trio.run(main)
+
+
+def _open_pair(
+    extensions: list[Extension] | None = None,
+) -> tuple[WSConnection, WSConnection]:
+    client, server = WSConnection(ConnectionType.CLIENT), WSConnection(ConnectionType.SERVER)
+    server.receive_data(client.send(Request(host="h", target="/md/", extensions=extensions or [])))
+    request = next(iter(server.events()))
+    assert isinstance(request, Request)
+    client.receive_data(server.send(AcceptConnection(extensions=extensions or [])))
+    list(client.events())
+    return client, server
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_own_text_frames_equal_wsproto_and_decode(size: int) -> None:
+    client, server = _open_pair()
+    text = "é" * size if size < 200 else "x" * size  # 'é': two UTF-8 bytes
+    assert _plain_server_frames(server)
+    frame = _text_frame(text)
+    assert frame == server.send(TextMessage(data=text))
+    client.receive_data(frame)
+    (event,) = list(client.events())
+    assert isinstance(event, TextMessage) and event.data == text and event.message_finished
+
+
+def test_own_frames_only_where_wsproto_would_build_the_same() -> None:
+    client, _ = _open_pair()
+    assert not _plain_server_frames(client)  # a client masks its frames
+    _, deflate_server = _open_pair([PerMessageDeflate()])
+    assert not _plain_server_frames(deflate_server)  # an extension rewrites the payload
+    assert not _plain_server_frames(object())
+    assert not _plain_server_frames(WSConnection(ConnectionType.SERVER))  # not open yet

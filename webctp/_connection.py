@@ -14,6 +14,7 @@ from functools import partial
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+from wsproto.connection import ConnectionState
 from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
@@ -199,9 +200,11 @@ async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
             if ws._close_reason is not None:
                 return False
             proto = ws._wsproto
-            data = b"".join(
-                proto.send(TextMessage(data=t)) for t in texts[start : start + BATCH_FRAMES]
-            )
+            chunk = texts[start : start + BATCH_FRAMES]
+            if _plain_server_frames(proto):
+                data = b"".join([_text_frame(t) for t in chunk])
+            else:
+                data = b"".join([proto.send(TextMessage(data=t)) for t in chunk])
             async with ws._stream_lock:
                 try:
                     await ws._stream.send_all(data)
@@ -211,6 +214,35 @@ async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
     except (ConnectionClosed, LocalProtocolError):
         return False
     return True
+
+
+def _plain_server_frames(proto: object) -> bool:
+    """Whether frames for this wsproto connection can be built by ``_text_frame``: an open
+    server-side connection (no masking), no extension (no permessage-deflate) and no
+    fragmented message in progress. wsproto would build the same bytes, ten times slower
+    (~6 µs a tick frame here, the largest single cost on the tick path); anything else
+    (another wsproto version, a negotiated extension) goes through wsproto."""
+    conn = getattr(proto, "connection", None)
+    frames = getattr(conn, "_proto", None)
+    return (
+        conn is not None
+        and getattr(conn, "state", None) is ConnectionState.OPEN
+        and getattr(conn, "client", True) is False
+        and getattr(frames, "extensions", None) == []
+        and hasattr(frames, "_outbound_opcode")
+        and getattr(frames, "_outbound_opcode", 0) is None
+    )
+
+
+def _text_frame(text: str) -> bytes:
+    """One unmasked, final text frame (RFC 6455 §5.2)."""
+    data = text.encode("utf-8")
+    n = len(data)
+    if n < 126:
+        return bytes((0x81, n)) + data
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + data
+    return b"\x81\x7f" + n.to_bytes(8, "big") + data
 
 
 def _has_internals(ws: WebSocketConnection) -> bool:

@@ -130,6 +130,25 @@ def test_one_tick_struct_shared_by_all_subscribers_on_the_exchange_thread(
         api.Release()
 
 
+def test_prepared_burst_emits_every_tick_after_building_them(
+    exchange: Exchange, md: Callable[..., MdClient]
+) -> None:
+    c = md()
+    c.login()
+    c.subscribe("rb2601", "cu2601")
+    exchange.wait_idle()
+    before = len(c.ticks())
+    result = exchange.burst_ticks(300, ["rb2601", "cu2601"], prepared=True)
+    assert (result.ticks, result.deliveries) == (300, 300)
+    assert 0 < result.emit_seconds <= result.seconds
+    ticks = c.ticks()[before:]
+    assert len(ticks) == 300
+    assert [t.InstrumentID for t in ticks[:4]] == ["rb2601", "cu2601", "rb2601", "cu2601"]
+    assert len({id(t) for t in ticks}) == 300  # each a market step of its own
+    volumes = [t.Volume for t in ticks if t.InstrumentID == "rb2601"]
+    assert volumes == sorted(volumes) and volumes[-1] > volumes[0]
+
+
 def test_subscription_argument_rules(exchange: Exchange, md: Callable[..., MdClient]) -> None:
     c = md()
     api: Any = c.api

@@ -120,7 +120,7 @@ class Accounting(EngineState):
         profit = value - cost if posi == LONG else cost - value
         frozen_margin = frozen_commission = 0.0
         long_frozen = short_frozen = 0
-        for o in self.user_orders.get(acc.user_id, ()):
+        for o in self.working_orders(acc.user_id):
             if o.is_final or o.instrument_id != iid:
                 continue
             if o.offset == "0":
@@ -180,7 +180,7 @@ class Accounting(EngineState):
             curr_margin += max(long_m, short_m)
         frozen_margin = 0.0
         frozen_commission = 0.0
-        for o in self.user_orders.get(acc.user_id, ()):
+        for o in self.working_orders(acc.user_id):
             if not o.is_final:
                 frozen_margin += o.frozen_margin
                 frozen_commission += o.frozen_commission

@@ -45,6 +45,8 @@ class EngineState:
     accounts: dict[str, Account]
     orders: list[OrderRec]
     user_orders: dict[str, list[OrderRec]]
+    user_working: dict[str, dict[int, OrderRec]]
+    """Each user's orders that were not final when last looked at (see working_orders)."""
     orders_by_key: dict[tuple[int, int, str], OrderRec]
     orders_by_sysid: dict[tuple[str, str], OrderRec]
     resting: dict[str, list[OrderRec]]
@@ -54,7 +56,8 @@ class EngineState:
     counters: dict[str, int]
     outbox: list[Job]
     dirty_accounts: set[str]
-    dirty_orders: set[int]
+    dirty_orders: dict[int, OrderRec]
+    """Orders changed since the last commit, by sequence number."""
     settlement_id: int
     flow_marks: dict[tuple[str, str], int]
     market_clock: int
@@ -98,6 +101,24 @@ class EngineState:
                     st.step(self.rng, p.volatility, s.max_step_ticks)
         st.ensure_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
         return st
+
+    def working_orders(self, user_id: str) -> list[OrderRec]:
+        """The user's orders that are not final. An order only ever becomes final, so the set
+        is pruned here, lazily, and the funds and position figures never walk the whole day's
+        orders (they did: O(orders) per order insert)."""
+        working = self.user_working.get(user_id)
+        if not working:
+            return []
+        for seq in [seq for seq, o in working.items() if o.is_final]:
+            del working[seq]
+        return list(working.values())
+
+    def add_order(self, order: OrderRec) -> None:
+        """Index a new (or restored) order by user."""
+        self.orders.append(order)
+        self.user_orders.setdefault(order.user_id, []).append(order)
+        if not order.is_final:
+            self.user_working.setdefault(order.user_id, {})[order.seq] = order
 
     # ---------------------------------------------------------------- counters
 

@@ -105,7 +105,7 @@ class Trading(Accounting):
     def _push_order(self, order: OrderRec) -> None:
         order.fields["NotifySequence"] = int(order.fields["NotifySequence"]) + 1
         order.fields["UpdateTime"] = self.now_hms()
-        self.dirty_orders.add(order.seq)
+        self.dirty_orders[order.seq] = order
         self.push_private(order.user_id, "OnRtnOrder", order.snapshot())
 
     def _set_status(
@@ -329,8 +329,7 @@ class Trading(Accounting):
             ioc=req.TimeCondition == "1" or limit is None,
             seq=seq,
         )
-        self.orders.append(order)
-        self.user_orders.setdefault(acc.user_id, []).append(order)
+        self.add_order(order)
         self.orders_by_key[(conn.front_id, conn.session_id, ref)] = order
         return order
 
@@ -600,7 +599,7 @@ class Trading(Accounting):
         if lst and order in lst:
             lst.remove(order)
         self.mark_dirty(order.user_id)
-        self.dirty_orders.add(order.seq)
+        self.dirty_orders[order.seq] = order
 
     # ---------------------------------------------------------------- resting orders
 
