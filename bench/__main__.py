@@ -35,6 +35,7 @@ def suite(bench: Bench, tree: str | None, *, ceiling: bool, profile: bool) -> di
         "replay": [],
         "latency": {},
         "latency_replay": {},
+        "latency_live": {},
         "latency_bare": {},
     }
     with bench.service(clock=0.0, tree=tree) as (svc, ready):
@@ -52,7 +53,10 @@ def suite(bench: Bench, tree: str | None, *, ceiling: bool, profile: bool) -> di
             if ceiling:
                 out["latency_bare"][str(rate)] = bench.latency_bare(rate)
             out["latency"][str(rate)] = bench.latency_once(svc, port, ids, rate)
-            out["latency_replay"][str(rate)] = bench.latency_once(svc, port, ids, rate, replay=True)
+            out["latency_replay"][str(rate)] = bench.latency_once(
+                svc, port, ids, rate, feed="replay"
+            )
+            out["latency_live"][str(rate)] = bench.latency_once(svc, port, ids, rate, feed="live")
         if ceiling:
             out["orders_bare"] = bench.orders_bare()
         all_ids: list[str] = svc.call("instruments")["ids"]

@@ -236,8 +236,12 @@ class Bench:
 
     # --- 3. latency ---------------------------------------------------------------------------
     def latency_once(
-        self, svc: Child, port: int, ids: list[str], rate: int, *, replay: bool = False
+        self, svc: Child, port: int, ids: list[str], rate: int, *, feed: str = "prepared"
     ) -> dict[str, Any]:
+        """Ticks at ``rate``/s to one md client, each timed from webctp's callback to the
+        client. ``feed``: ``prepared`` (the simulator builds them, then its callback thread
+        emits them on schedule), ``live`` (its engine builds each one on schedule, while the
+        callback thread emits) or ``replay`` (a bench thread calls webctp's Spi)."""
         cli = self.client(
             "ticks",
             port,
@@ -253,11 +257,16 @@ class Bench:
             before = svc.call("stats")
             cli.send(cmd="start")
             c0 = cpu_seconds(svc.pid)
-            if replay:
+            n = int(rate * self.p.latency_seconds)
+            if feed == "replay":
+                paced = svc.call("replay", 120 + self.p.latency_seconds, n=n, rate=rate)
+            elif feed == "prepared":
                 paced = svc.call(
-                    "replay",
+                    "burst",
                     120 + self.p.latency_seconds,
-                    n=int(rate * self.p.latency_seconds),
+                    n=n,
+                    instruments=ids,
+                    prepared=True,
                     rate=rate,
                 )
             else:
@@ -285,10 +294,7 @@ class Bench:
             achieved_rate=paced["ticks"] / max(paced["seconds"], 1e-9),
             service_cpu_pct=(c1 - c0) / max(paced["seconds"], 1e-9) * 100,
         )
-        self.say(
-            f"{'replayed ' if replay else ''}latency at {rate}/s: p50 {out['p50']:.3f} ms "
-            f"p99 {out['p99']:.3f} ms"
-        )
+        self.say(f"latency at {rate}/s ({feed}): p50 {out['p50']:.3f} ms p99 {out['p99']:.3f} ms")
         return out
 
     def latency_bare(self, rate: int) -> dict[str, Any]:

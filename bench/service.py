@@ -232,6 +232,7 @@ async def run(cfg: Any, hooks: Hooks) -> None:
                             int(cmd["n"]),
                             cmd.get("instruments"),
                             prepared=bool(cmd.get("prepared", False)),
+                            rate=float(cmd.get("rate", 0.0)),
                         )
                     )
                     emit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -147,6 +148,22 @@ def test_prepared_burst_emits_every_tick_after_building_them(
     assert len({id(t) for t in ticks}) == 300  # each a market step of its own
     volumes = [t.Volume for t in ticks if t.InstrumentID == "rb2601"]
     assert volumes == sorted(volumes) and volumes[-1] > volumes[0]
+
+
+def test_paced_prepared_burst_keeps_its_schedule(
+    exchange: Exchange, md: Callable[..., MdClient]
+) -> None:
+    c = md()
+    c.login()
+    c.subscribe("rb2601")
+    exchange.wait_idle()
+    stamps: list[float] = []
+    c.spi.OnRtnDepthMarketData = lambda data: stamps.append(time.perf_counter())
+    result = exchange.burst_ticks(50, ["rb2601"], prepared=True, rate=500.0)
+    assert (result.ticks, result.deliveries) == (50, 50) and len(stamps) == 50
+    # 50 ticks at 500/s: 98 ms from the first to the last, never ahead of the schedule
+    assert stamps[-1] - stamps[0] >= 0.098
+    assert 0.098 <= result.emit_seconds < 2.0
 
 
 def test_subscription_argument_rules(exchange: Exchange, md: Callable[..., MdClient]) -> None:

@@ -43,7 +43,7 @@ class Target(Protocol):
 class Job:
     """One callback, or one tick fanned out to many APIs (one struct shared by all)."""
 
-    __slots__ = ("args", "ends_query", "method", "targets")
+    __slots__ = ("args", "at", "ends_query", "method", "targets")
 
     def __init__(
         self,
@@ -51,11 +51,14 @@ class Job:
         method: str,
         args: tuple[Any, ...],
         ends_query: bool = False,
+        at: float | None = None,
     ) -> None:
         self.targets = targets
         self.method = method
         self.args = args
         self.ends_query = ends_query
+        self.at = at
+        """``time.perf_counter()`` before which the job is not delivered (paced bursts)."""
 
 
 class Dispatcher:
@@ -125,6 +128,10 @@ class Dispatcher:
             if isinstance(job, threading.Event):
                 job.set()
                 continue
+            if job.at is not None:
+                wait = job.at - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
             targets = job.targets
             if isinstance(targets, Sequence):
                 for target in targets:

@@ -691,14 +691,20 @@ class Engine(Settlement):
             )
 
     def burst(
-        self, n: int, instrument_ids: list[str] | None, prepared: bool = False
+        self,
+        n: int,
+        instrument_ids: list[str] | None,
+        prepared: bool = False,
+        rate: float = 0.0,
     ) -> tuple[int, int]:
         """n ticks back to back to the subscribers (engine thread); returns (ticks, calls).
 
         Normally the callback thread delivers while this thread goes on building (both need
         the GIL). ``prepared`` builds all n first and hands them over at once, so the callback
         thread then emits them back to back with nothing else of the simulator running: the
-        feed of a C++ library, whose thread costs the interpreter only the callbacks."""
+        feed of a C++ library, whose thread costs the interpreter only the callbacks. With a
+        ``rate`` (ticks per second, prepared only) the callback thread emits them on that
+        schedule instead of back to back."""
         ids = instrument_ids or [iid for iid in self.markets if self.md_targets(iid)]
         if not ids:
             return 0, 0
@@ -708,6 +714,7 @@ class Engine(Settlement):
         s = self.settings
         vol = (s.book_volume_min, s.book_volume_max)
         hms = now.strftime("%H:%M:%S")
+        jobs: list[Job] = []
         for i in range(n):
             st = self.touch(ids[i % len(ids)])
             st.step(self.rng, st.instrument.product.volatility, s.max_step_ticks)
@@ -716,12 +723,17 @@ class Engine(Settlement):
             if not targets:
                 continue
             st.stamp(now, hms)
-            self.outbox.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
+            jobs.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
             calls += len(targets)
-            if not prepared and len(self.outbox) >= 16:
-                self.dispatcher.post(self.outbox)
-                self.outbox = []
+            if not prepared and len(jobs) >= 16:
+                self.dispatcher.post(self.outbox + jobs)
+                self.outbox, jobs = [], []
                 yield_gil()  # let the callback and service threads have the GIL
+        if prepared and rate > 0:
+            start = time.perf_counter() + 0.001
+            for k, job in enumerate(jobs):
+                job.at = start + k / rate
+        self.outbox.extend(jobs)  # handed to the callback thread when this event ends
         return n, calls
 
 

@@ -179,17 +179,23 @@ class Exchange:
         self._engine.call(self._engine.step_market, instrument_ids)
 
     def burst_ticks(
-        self, n: int, instruments: list[str] | None = None, *, prepared: bool = False
+        self,
+        n: int,
+        instruments: list[str] | None = None,
+        *,
+        prepared: bool = False,
+        rate: float = 0.0,
     ) -> BurstResult:
         """Benchmark hook: ``n`` ticks back to back from the engine thread to the subscribed md
         APIs (round robin over ``instruments``, default: every subscribed instrument); returns
         once every callback has run. Also kept as ``last_burst``.
 
         ``prepared``: the n ticks (each a market step, as otherwise) are built first, then the
-        callback thread emits them back to back (about 1.6 KB of memory per tick meanwhile)."""
+        callback thread emits them back to back (about 1.6 KB of memory per tick meanwhile),
+        or, with ``rate``, that many per second."""
         t0, cpu0 = time.perf_counter(), time.process_time()
         ticks, calls = self._engine.call(
-            self._engine.burst, n, instruments, prepared, timeout=600.0
+            self._engine.burst, n, instruments, prepared, rate, timeout=600.0
         )
         t1, cpu1 = time.perf_counter(), time.process_time()
         self._dispatcher.drained().wait(600.0)
