@@ -12,6 +12,11 @@ without touching ``webctp/``:
   each OrderRef ran;
 - a wrapper of the simulator's ``ReqOrderInsert`` recording when webctp called it, so the
   simulator's own time (call -> first OnRtnOrder) can be subtracted from the round trip.
+
+Experiment knobs (environment, off by default, not used by ``python -m bench``):
+``BENCH_PIN=0`` pins the process to those CPUs, ``BENCH_SWITCH_INTERVAL`` sets the GIL switch
+interval (seconds), ``BENCH_GC_TRACE=1`` reports garbage-collection pauses in ``stats``,
+``BENCH_CPROFILE=path`` profiles the Trio thread with cProfile.
 """
 
 from __future__ import annotations
@@ -195,8 +200,6 @@ async def run(cfg: Any, hooks: Hooks) -> None:
         info = await nursery.start(run_service, cfg)
         exchange = info.exchange
         metrics = info.ctx.metrics
-        if os.environ.get("BENCH_GC_FREEZE"):
-            gc.freeze()
         gc_times: list[tuple[int, float]] = []
         gc_start = [0.0]
 
