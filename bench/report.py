@@ -712,19 +712,20 @@ def _per_us(cpu: float, n: int) -> str:
 
 def _suite_figures(s: dict[str, Any]) -> dict[str, float]:
     out = {
-        "burst": _best(s["burst"], "rate"),
-        "replay": _best(s.get("replay", []), "rate"),
-        "rtt_p50": s["orders"]["rtt"]["p50"],
-        "gw_p50": s["orders"]["gateway"]["p50"],
-        "gw_p99": s["orders"]["gateway"]["p99"],
+        "(2) prepared burst ticks/s (before: building)": _best(s["burst"], "rate"),
+        "(2b) building burst ticks/s": _best(s.get("burst_live", []), "rate"),
+        "(2c) replayed feed ticks/s": _best(s.get("replay", []), "rate"),
+        "(5) order round trip p50 ms": s["orders"]["rtt"]["p50"],
+        "(5) gateway share p50 ms": s["orders"]["gateway"]["p50"],
+        "(5) gateway share p99 ms": s["orders"]["gateway"]["p99"],
     }
     for rate, lat in s["latency"].items():
-        out[f"lat{rate}_p50"] = lat["p50"]
-        out[f"lat{rate}_p99"] = lat["p99"]
+        out[f"(3) latency {rate}/s p50 ms (before: engine-paced)"] = lat["p50"]
+        out[f"(3) latency {rate}/s p99 ms (before: engine-paced)"] = lat["p99"]
     for rate, lat in (s.get("latency_replay") or {}).items():
-        out[f"replayed_lat{rate}_p50"] = lat["p50"]
-        out[f"replayed_lat{rate}_p99"] = lat["p99"]
-    return out
+        out[f"(3c) replayed latency {rate}/s p50 ms"] = lat["p50"]
+        out[f"(3c) replayed latency {rate}/s p99 ms"] = lat["p99"]
+    return {k: v for k, v in out.items() if not math.isnan(v)}
 
 
 def _compare_section(cmp: dict[str, Any]) -> str:
@@ -733,8 +734,8 @@ def _compare_section(cmp: dict[str, Any]) -> str:
     keys = list(before[0]) if before else []
     rows = []
     for k in keys:
-        b = [x[k] for x in before]
-        a = [x[k] for x in after]
+        b = [x.get(k, math.nan) for x in before]
+        a = [x.get(k, math.nan) for x in after]
         rows.append(
             [
                 k,

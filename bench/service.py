@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import inspect
 import os
 import re
 import sys
@@ -229,22 +230,36 @@ async def run(cfg: Any, hooks: Hooks) -> None:
                         exchange_id = ""
                     emit("market_done", exchange_id=exchange_id, **snap)
                 elif name == "burst":
+                    prepared = bool(cmd.get("prepared", False))
+                    rate = float(cmd.get("rate", 0.0))
+                    if (
+                        prepared
+                        and "prepared" not in inspect.signature(exchange.burst_ticks).parameters
+                    ):
+                        # an older tree (--compare): no prepared mode; the engine builds on the go
+                        if rate > 0:
+                            n, ids = int(cmd["n"]), cmd["instruments"]
+                            out = await trio.to_thread.run_sync(pace, exchange, rate, n / rate, ids)
+                            emit("burst_done", prepared=False, **out)
+                            continue
+                        prepared = False
                     result = await trio.to_thread.run_sync(
                         partial(
                             exchange.burst_ticks,
                             int(cmd["n"]),
                             cmd.get("instruments"),
-                            prepared=bool(cmd.get("prepared", False)),
-                            rate=float(cmd.get("rate", 0.0)),
+                            **({"prepared": True, "rate": rate} if prepared else {}),
                         )
                     )
                     emit(
                         "burst_done",
+                        prepared=prepared,
                         ticks=result.ticks,
                         deliveries=result.deliveries,
-                        seconds=result.emit_seconds,
-                        cpu_seconds=result.emit_cpu_seconds,
-                        build_seconds=result.seconds - result.emit_seconds,
+                        seconds=getattr(result, "emit_seconds", result.seconds),
+                        cpu_seconds=getattr(result, "emit_cpu_seconds", None),
+                        build_seconds=result.seconds
+                        - getattr(result, "emit_seconds", result.seconds),
                     )
                 elif name == "replay":
                     out = await trio.to_thread.run_sync(
