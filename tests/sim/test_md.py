@@ -161,9 +161,10 @@ def test_paced_prepared_burst_keeps_its_schedule(
     c.spi.OnRtnDepthMarketData = lambda data: stamps.append(time.perf_counter())
     result = exchange.burst_ticks(50, ["rb2601"], prepared=True, rate=500.0)
     assert (result.ticks, result.deliveries) == (50, 50) and len(stamps) == 50
-    # 50 ticks at 500/s: 98 ms from the first to the last, never ahead of the schedule
-    assert stamps[-1] - stamps[0] >= 0.098
-    assert 0.098 <= result.emit_seconds < 2.0
+    # 50 ticks at 500/s: 98 ms from the first to the last (back to back would take ~1 ms);
+    # a little less when the first one was late, never much less
+    assert stamps[-1] - stamps[0] >= 0.09
+    assert 0.09 <= result.emit_seconds < 2.0
 
 
 def test_subscription_argument_rules(exchange: Exchange, md: Callable[..., MdClient]) -> None:
