@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = not args.no_profile and not args.quick
     if not (args.compare and args.only_compare):
         results["main"] = suite(bench, None, ceiling=True, profile=profile)
+        results["pinned"] = bench.pinned()
         results["fanout"] = bench.fanout(None)
         results["sessions"] = bench.sessions(None)
     if args.compare:

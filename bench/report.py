@@ -289,6 +289,19 @@ def summary_rows(results: dict[str, Any]) -> list[list[str]]:
             _met(od["gateway"]["p50"] * 1e3 <= 200),
         ]
     )
+    pn = results.get("pinned")
+    if pn:
+        po = pn["orders"]
+        rows.append(
+            [
+                "5b the same with the service on one CPU (`server.cpu_affinity`)",
+                f"{_ms(po['rtt']['p50'])} / {_ms(po['rtt']['p99'])}; gateway "
+                f"{po['gateway']['p50'] * 1e3:.0f} µs",
+                f"RTT {_ratio(po['rtt']['p50'], od['rtt']['p50']):.2f}× unpinned",
+                "(diagnostic)",
+                "–",
+            ]
+        )
     ss = fig["sessions"]
     rows.append(
         [
@@ -568,6 +581,8 @@ def render(results: dict[str, Any], out: Path) -> str:
         )
     parts.append(_table(["ms", "p50", "p90", "p99", "max"], rows))
     parts.append(f"\n{od['matched']:,} orders, one at a time, each cancelled before the next.\n")
+    if results.get("pinned"):
+        parts.append(_pinned_section(results))
 
     # 6
     ss = results["sessions"]
@@ -633,6 +648,45 @@ def render(results: dict[str, Any], out: Path) -> str:
     if "compare" in results:
         parts.append(_compare_section(results["compare"]))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _pinned_section(results: dict[str, Any]) -> str:
+    """Items 2, 3 and 5 with ``server.cpu_affinity`` set to one CPU, beside this run's own."""
+    main, pn = results["main"], results["pinned"]
+    lat_all = main["latency"].get(str(pn["latency"]["rate"]), {})
+    lat_one = pn["latency"]
+    od, po = main["orders"], pn["orders"]
+    rows = [
+        [
+            "(2) prepared burst, ticks/s delivered",
+            _f(_best(main["burst"], "rate")),
+            _f(pn["burst"]["rate"]),
+        ],
+        [
+            f"(3) {int(lat_one['rate']):,} ticks/s, p50 / p99 ms",
+            f"{_ms(lat_all.get('p50', math.nan))} / {_ms(lat_all.get('p99', math.nan))}",
+            f"{_ms(lat_one['p50'])} / {_ms(lat_one['p99'])}",
+        ],
+        [
+            "(5) order round trip, p50 / p99 ms",
+            f"{_ms(od['rtt']['p50'])} / {_ms(od['rtt']['p99'])}",
+            f"{_ms(po['rtt']['p50'])} / {_ms(po['rtt']['p99'])}",
+        ],
+        [
+            "(5) simulator / gateway share, p50 ms",
+            f"{_ms(od['sim']['p50'])} / {_ms(od['gateway']['p50'])}",
+            f"{_ms(po['sim']['p50'])} / {_ms(po['gateway']['p50'])}",
+        ],
+    ]
+    return (
+        "### 5b. The service on one CPU\n\n"
+        "The same measurements with `server.cpu_affinity = [one CPU]`: every thread of the "
+        "service (Trio, the simulator's engine and callback threads) on one CPU, so a hand-off "
+        "between them is a context switch instead of a wake-up on the other CPU. Best of this "
+        "run's unpinned runs for (2); one pinned run each.\n\n"
+        + _table(["", "unpinned (above)", "one CPU"], rows)
+        + "\n"
+    )
 
 
 def _gil_shares(prof: dict[str, Any]) -> tuple[float, float]:

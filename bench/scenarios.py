@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -74,12 +75,13 @@ class Bench:
         self._n += 1
         return self.dir / f"{self._n:02d}-{stem}"
 
-    def config(self, *, clock: float, tree_tag: str) -> Path:
+    def config(self, *, clock: float, tree_tag: str, pin: bool = False) -> Path:
         base = self._path(f"svc{tree_tag}")
         base.mkdir()
         name = f"bench{self._n}"
         tables: dict[str, dict[str, Any]] = {
-            "server": {"host": "127.0.0.1", "port": 0, "ws_port": 0, "mode": "all"},
+            "server": {"host": "127.0.0.1", "port": 0, "ws_port": 0, "mode": "all"}
+            | ({"cpu_affinity": [min(os.sched_getaffinity(0))]} if pin else {}),
             "ctp": {
                 "backend": "sim",
                 "td_fronts": [f"sim://{name}"],
@@ -106,9 +108,11 @@ class Bench:
         return path
 
     @contextmanager
-    def service(self, *, clock: float, tree: str | None) -> Iterator[tuple[Child, dict[str, Any]]]:
-        tag = "-patched" if tree else ""
-        cfg = self.config(clock=clock, tree_tag=tag)
+    def service(
+        self, *, clock: float, tree: str | None, pin: bool = False
+    ) -> Iterator[tuple[Child, dict[str, Any]]]:
+        tag = ("-patched" if tree else "") + ("-pinned" if pin else "")
+        cfg = self.config(clock=clock, tree_tag=tag, pin=pin)
         child = Child(
             "bench.service",
             ["--config", str(cfg)],
@@ -328,6 +332,17 @@ class Bench:
             server_cpu_pct=(c1 - c0) / max(self.p.latency_seconds, 1e-9) * 100,
         )
         self.say(f"bare latency at {rate}/s: p50 {out['p50']:.3f} ms p99 {out['p99']:.3f} ms")
+        return out
+
+    def pinned(self) -> dict[str, Any]:
+        """Items 2, 3 (5,000/s) and 5 again with ``server.cpu_affinity`` = one CPU."""
+        with self.service(clock=0.0, tree=None, pin=True) as (svc, ready):
+            port = int(ready["ws_port"])
+            ids = self.instruments(svc, self.p.burst_instruments)
+            out: dict[str, Any] = {"burst": self.burst_once(svc, port, ids, prepared=True)}
+            out["latency"] = self.latency_once(svc, port, ids, self.p.latency_rates[-1])
+            all_ids: list[str] = svc.call("instruments")["ids"]
+            out["orders"] = self.orders(svc, port, next(i for i in all_ids if i not in ids))
         return out
 
     # --- 4. fan-out ---------------------------------------------------------------------------

@@ -43,6 +43,8 @@ def test_repo_config_loads() -> None:
         ("[server\n", "not valid TOML"),
         ("[sim]\nstarting_balance = true\n", "sim.starting_balance: expected a number"),
         ("[ctp]\nbackend = 'ctp'\n", "CTP fronts look like tcp://"),
+        ("[server]\ncpu_affinity = [100000]\n", "cpu_affinity: CPU 100000 is not available"),
+        ("[server]\ncpu_affinity = ['0']\n", "server.cpu_affinity[0]: expected an integer"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -99,3 +101,43 @@ def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity is Linux-only")
+def test_cpu_affinity_pins_every_thread(tmp_path: Path) -> None:
+    cpu = min(os.sched_getaffinity(0))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[server]\ncpu_affinity = [{cpu}]\n"
+        f'[ctp]\nflow_dir = "{tmp_path / "flow"}"\n[sim]\ndb_path = "{tmp_path / "s.db"}"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stderr is not None
+    try:
+        listening = 0
+        logged = False
+        deadline = time.monotonic() + 30
+        while listening < 2 and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "service exited early"
+            logged = logged or f"event=cpu_affinity cpus={cpu}" in line
+            listening += "event=listening" in line
+        assert listening == 2 and logged
+        allowed = {}
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            status = (task / "status").read_text()
+            name = next(x for x in status.splitlines() if x.startswith("Name:")).split()[1]
+            cpus = next(x for x in status.splitlines() if x.startswith("Cpus_allowed_list:"))
+            allowed[f"{task.name} {name}"] = cpus.split()[1]
+        # the main (Trio) thread and the simulator's engine and callback threads at least
+        assert len(allowed) >= 3
+        assert set(allowed.values()) == {str(cpu)}, allowed
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from . import _affinity
 from .sim import SimSettings
 
 if sys.version_info >= (3, 11):
@@ -52,6 +53,10 @@ class ServerConfig:
     the CTP event queue below absorbs the burst."""
     web_root: str = ""
     """Folder with the web demo; empty means the packaged/bundled ``web/`` folder."""
+    cpu_affinity: tuple[int, ...] = ()
+    """CPUs the whole service runs on (Linux); empty: wherever the system schedules it. One
+    CPU trades tick throughput under a flood for lower order and tick latency (see
+    docs/benchmarks.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +210,16 @@ def _check(cfg: Config) -> None:
     for name in ("max_queued_requests", "event_queue", "md_subscribe_batch"):
         if getattr(cfg.limits, name) < 1:
             raise ConfigError(f"{where}: limits.{name}: must be at least 1")
+    if cfg.server.cpu_affinity:
+        if not _affinity.supported():
+            raise ConfigError(f"{where}: server.cpu_affinity: not supported on this system")
+        missing = sorted(set(cfg.server.cpu_affinity) - _affinity.available())
+        if missing:
+            usable = ",".join(str(c) for c in sorted(_affinity.available()))
+            raise ConfigError(
+                f"{where}: server.cpu_affinity: CPU {missing[0]} is not available "
+                f"(this process may use {usable})"
+            )
     if cfg.server.send_queue < 1 or cfg.server.max_message_bytes < 256:
         raise ConfigError(f"{where}: server: send_queue >= 1 and max_message_bytes >= 256")
     for name in ("td_fronts", "md_fronts"):

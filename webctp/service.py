@@ -19,6 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 from trio_websocket import serve_websocket
 
+from . import _affinity
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
@@ -58,6 +59,7 @@ def _settle_heap() -> None:
 async def run_service(
     cfg: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
 ) -> None:
+    _affinity.pin(cfg.server.cpu_affinity)  # first: every thread started below inherits it
     backend = load_backend(cfg.ctp)
     ctx = ServiceContext(cfg, backend)
     exchange = None
