@@ -30,6 +30,13 @@ def _sleep0() -> None:
 # capped the simulator's tick bursts at ~2,500 ticks/s. Windows has no ``sched_yield``.
 yield_gil: Callable[[], None] = getattr(os, "sched_yield", _sleep0)
 
+PAUSE_AFTER_S = 0.002
+"""A callback thread busy this long without a pause sleeps once (``time.sleep(0)``). Releasing
+the GIL and asking for it straight back (``yield_gil``) lets a thread that waits for it in
+only when that thread wakes in time, which a thread on another CPU seldom does: it then waits
+for the interpreter's 5 ms switch interval. Without the pause a fan-out burst (200 sessions)
+kept the service's event loop out for so long that ticks were conflated."""
+
 
 class Target(Protocol):
     """What the dispatcher needs of an API object."""
@@ -118,10 +125,14 @@ class Dispatcher:
     def _run(self) -> None:
         cv = self._cv
         jobs = self._jobs
+        clock = time.perf_counter
+        busy_since = clock()
         while True:
             with cv:
-                while not jobs and not self._stopping:
-                    cv.wait()
+                if not jobs:
+                    while not jobs and not self._stopping:
+                        cv.wait()
+                    busy_since = clock()
                 if not jobs:
                     return
                 job = jobs.popleft()
@@ -129,19 +140,22 @@ class Dispatcher:
                 job.set()
                 continue
             if job.at is not None:
-                wait = job.at - time.perf_counter()
+                wait = job.at - clock()
                 if wait > 0:
                     time.sleep(wait)
-            targets = job.targets
-            if isinstance(targets, Sequence):
-                for target in targets:
-                    self._deliver(target, job)
-            else:
-                self._deliver(targets, job)
-            if job.method == "OnRtnDepthMarketData":
-                # The real library's thread holds the GIL only inside a callback: release it
-                # between ticks so a consumer's other threads are not starved during bursts.
-                yield_gil()
+                    busy_since = clock()
+            targets = job.targets if isinstance(job.targets, Sequence) else (job.targets,)
+            tick = job.method == "OnRtnDepthMarketData"
+            for target in targets:
+                self._deliver(target, job)
+                if tick:
+                    # The real library's thread holds the GIL only inside a callback: release
+                    # it after each, and pause now and then (PAUSE_AFTER_S).
+                    if clock() - busy_since >= PAUSE_AFTER_S:
+                        time.sleep(0)
+                        busy_since = clock()
+                    else:
+                        yield_gil()
 
     def _deliver(self, target: Target, job: Job) -> None:
         cv = self._cv
