@@ -46,7 +46,7 @@ class Params:
     def make(cls, quick: bool) -> Params:
         if quick:
             return cls(True, 0.6, 1, 1500, 20, (1000, 5000), 0.6, 10, 5, 3, 0.5, 20, 20, 0.0)
-        return cls(False, 4.0, 5, 40000, 20, (1000, 5000), 10.0, 200, 20, 40, 0.5, 1000, 1000, 8.0)
+        return cls(False, 4.0, 5, 60000, 20, (1000, 5000), 10.0, 200, 20, 40, 0.5, 1000, 1000, 8.0)
 
 
 def _toml_value(v: Any) -> str:
