@@ -67,18 +67,24 @@ def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
-def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
+def start_service(tmp_path: Path, server: str = "") -> subprocess.Popen[str]:
+    """``python -m webctp`` on free ports with the simulator, its files under ``tmp_path``."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(
+        f"[server]\n{server}\n"
         f'[ctp]\nflow_dir = "{tmp_path / "flow"}"\n[sim]\ndb_path = "{tmp_path / "s.db"}"\n'
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
+
+
+def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
+    proc = start_service(tmp_path)
     assert proc.stderr is not None
     try:
         ports: dict[str, int] = {}
@@ -106,18 +112,7 @@ def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="CPU affinity is Linux-only")
 def test_cpu_affinity_pins_every_thread(tmp_path: Path) -> None:
     cpu = min(os.sched_getaffinity(0))
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(
-        f"[server]\ncpu_affinity = [{cpu}]\n"
-        f'[ctp]\nflow_dir = "{tmp_path / "flow"}"\n[sim]\ndb_path = "{tmp_path / "s.db"}"\n'
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
+    proc = start_service(tmp_path, f"cpu_affinity = [{cpu}]")
     assert proc.stderr is not None
     try:
         listening = 0
