@@ -121,7 +121,7 @@ class Accounting(EngineState):
         frozen_margin = frozen_commission = 0.0
         long_frozen = short_frozen = 0
         for o in self.working_orders(acc.user_id):
-            if o.is_final or o.instrument_id != iid:
+            if o.instrument_id != iid:
                 continue
             if o.offset == "0":
                 opens = LONG if o.buy else SHORT
@@ -181,9 +181,8 @@ class Accounting(EngineState):
         frozen_margin = 0.0
         frozen_commission = 0.0
         for o in self.working_orders(acc.user_id):
-            if not o.is_final:
-                frozen_margin += o.frozen_margin
-                frozen_commission += o.frozen_commission
+            frozen_margin += o.frozen_margin
+            frozen_commission += o.frozen_commission
         balance = (
             acc.pre_balance
             + acc.deposit

@@ -431,13 +431,16 @@ class Engine(Settlement):
                 return
             self.respond(conn, "OnRsp" + name[3:], query(conn, struct), rid)
             return
+        self._not_modelled(conn, name, rid, ends_query=name.startswith("ReqQry"))
+
+    def _not_modelled(self, conn: Conn, name: str, rid: int, *, ends_query: bool) -> None:
         self.emit(
             conn,
             "OnRspError",
             E.rsp_info(E.NO_PRIVILEGE, f"CTP:无此权限 (simulator does not model {name})"),
             rid,
             True,
-            ends_query=name.startswith("ReqQry"),
+            ends_query=ends_query,
         )
 
     # ---------------------------------------------------------------- login sequence
@@ -598,13 +601,7 @@ class Engine(Settlement):
                 spec = CThostFtdcSpecificInstrumentField._sim_make(InstrumentID=iid)
                 self.emit(conn, method, spec, E.rsp_ok(), 0, i == len(ids) - 1)
         else:
-            self.emit(
-                conn,
-                "OnRspError",
-                E.rsp_info(E.NO_PRIVILEGE, f"CTP:无此权限 (simulator does not model {name})"),
-                rid,
-                True,
-            )
+            self._not_modelled(conn, name, rid, ends_query=False)
 
     def _subscribe(self, conn: Conn, ids: list[str], subscribe: bool) -> None:
         method = "OnRspSubMarketData" if subscribe else "OnRspUnSubMarketData"
