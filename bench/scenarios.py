@@ -157,8 +157,11 @@ class Bench:
         self.say(f"ceiling: {res['rate']:.0f} frames/s")
         return res
 
-    def ceiling_threaded_once(self) -> dict[str, Any]:
-        """(1b) the bare server fed by a producer thread through a webctp-like bridge."""
+    def _bare_paced(
+        self, rate: int, seconds: float, timeout: float, *extra: str
+    ) -> tuple[dict[str, Any], float]:
+        """The bare server's producer-thread path (/paced) for ``seconds``: the client's result
+        and the server's CPU seconds. ``rate`` 0: as fast as it can go."""
         with self.bare() as (srv, port):
             c0 = cpu_seconds(srv.pid)
             cli = self.client(
@@ -167,9 +170,10 @@ class Bench:
                 "--bare",
                 "paced",
                 "--rate",
-                "0",
+                str(rate),
                 "--seconds",
-                str(self.p.flood_seconds),
+                str(seconds),
+                *extra,
                 "--idle",
                 "0.2",
             )
@@ -177,11 +181,15 @@ class Bench:
                 cli.expect("ready", 60)
                 cli.send(cmd="start")
                 cli.send(cmd="finish")
-                res = cli.expect("result", 60 + self.p.flood_seconds)
+                res = cli.expect("result", timeout)
             finally:
                 cli.close()
-            c1 = cpu_seconds(srv.pid)
-        res["server_cpu_per_frame_us"] = (c1 - c0) / max(res["count"], 1) * 1e6
+            return res, cpu_seconds(srv.pid) - c0
+
+    def ceiling_threaded_once(self) -> dict[str, Any]:
+        """(1b) the bare server fed by a producer thread through a webctp-like bridge."""
+        res, cpu = self._bare_paced(0, self.p.flood_seconds, 60 + self.p.flood_seconds)
+        res["server_cpu_per_frame_us"] = cpu / max(res["count"], 1) * 1e6
         self.say(f"ceiling with a producer thread: {res['rate']:.0f} frames/s")
         return res
 
@@ -302,34 +310,13 @@ class Bench:
         return out
 
     def latency_bare(self, rate: int) -> dict[str, Any]:
-        with self.bare() as (srv, port):
-            c0 = cpu_seconds(srv.pid)
-            cli = self.client(
-                "ticks",
-                port,
-                "--bare",
-                "paced",
-                "--rate",
-                str(rate),
-                "--seconds",
-                str(self.p.latency_seconds),
-                "--latency",
-                "--idle",
-                "0.2",
-            )
-            try:
-                cli.expect("ready", 60)
-                cli.send(cmd="start")
-                cli.send(cmd="finish")
-                res = cli.expect("result", 120 + self.p.latency_seconds)
-            finally:
-                cli.close()
-            c1 = cpu_seconds(srv.pid)
+        seconds = self.p.latency_seconds
+        res, cpu = self._bare_paced(rate, seconds, 120 + seconds, "--latency")
         out = summary_ms(res.pop("latency"))
         out.update(
             rate=rate,
             received=res["count"],
-            server_cpu_pct=(c1 - c0) / max(self.p.latency_seconds, 1e-9) * 100,
+            server_cpu_pct=cpu / max(self.p.latency_seconds, 1e-9) * 100,
         )
         self.say(f"bare latency at {rate}/s: p50 {out['p50']:.3f} ms p99 {out['p99']:.3f} ms")
         return out

@@ -13,9 +13,9 @@ without touching ``webctp/``:
 - a wrapper of the simulator's ``ReqOrderInsert`` recording when webctp called it, so the
   simulator's own time (call -> first OnRtnOrder) can be subtracted from the round trip.
 
-Experiment knobs (environment, off by default, not used by ``python -m bench``):
-``BENCH_PIN=0`` pins the process to those CPUs, ``BENCH_SWITCH_INTERVAL`` sets the GIL switch
-interval (seconds), ``BENCH_GC_TRACE=1`` reports garbage-collection pauses in ``stats``,
+Experiment knobs (environment, off by default, not used by ``python -m bench``; to pin the
+service to CPUs use its own ``server.cpu_affinity``): ``BENCH_SWITCH_INTERVAL`` sets the GIL
+switch interval (seconds), ``BENCH_GC_TRACE=1`` reports garbage-collection pauses in ``stats``,
 ``BENCH_CPROFILE=path`` profiles the Trio thread with cProfile.
 """
 
@@ -332,9 +332,6 @@ def main() -> None:
     from webctp.config import load_config
 
     cfg = load_config(args.config)
-    pin = os.environ.get("BENCH_PIN")
-    if pin:
-        os.sched_setaffinity(0, {int(c) for c in pin.split(",")})
     switch = os.environ.get("BENCH_SWITCH_INTERVAL")
     if switch:  # experiment knob: the interpreter's GIL switch interval, in seconds
         sys.setswitchinterval(float(switch))
