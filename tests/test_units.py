@@ -48,7 +48,12 @@ def test_metrics_render() -> None:
     m = Metrics()
     m.sessions_active["td"] += 2
     m.errors[-400] += 3
-    m.ticks_conflated = 5
+    m.ticks_conflated_closed = 2
+
+    class LiveSink:
+        ticks_conflated = 3
+
+    m.watch_sink(LiveSink())
     text = m.render()
     assert 'webctp_sessions_active{kind="td"} 2' in text
     assert 'webctp_errors_total{code="-400"} 3' in text

@@ -7,9 +7,12 @@ a SWIG director is printed, and ``SystemExit`` aborts the process).
 
 Two queues, two written policies:
 
-- **Events** (responses, orders, trades, link state): a bounded Trio channel. Never dropped
-  silently: if it is full the session's ``overflowed`` event is set and the session closes the
-  client with an error (the client is too slow to be a trading client).
+- **Events** (responses, orders, trades, link state): a Trio channel bounded in *bytes* (the
+  approximate size of the captured values), not in rows, so a client that keeps reading gets an
+  answer of any number of rows. Never dropped silently: past ``limits.event_queue_bytes`` the
+  session's ``overflowed`` event is set and the session closes the client with 1011 (it reads
+  too slowly for its volume of events). A client that stops reading altogether is caught
+  sooner by the send deadline (``_connection.Writer``).
 - **Ticks** (``OnRtnDepthMarketData``): conflated. The CTP thread stores the latest values per
   instrument in a dict under a lock and wakes Trio with an idempotent ``run_sync_soon``; the
   Trio side swaps the dict out. Memory is bounded by the number of subscribed instruments,
@@ -20,8 +23,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
 import trio
@@ -45,9 +49,12 @@ class Event(NamedTuple):
 class Sink:
     """The Trio side of one session's bridge. Construct inside ``trio.run``."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, limit_bytes: int) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        self.events_send, self.events = trio.open_memory_channel[Event](capacity)
+        # unbounded in rows: bounded in bytes by ``_deliver`` (the overflow policy above)
+        self.events_send, self._events = trio.open_memory_channel[Event](math.inf)
+        self.limit_bytes = limit_bytes
+        self.queued_bytes = 0
         self.overflowed = trio.Event()
         self.ticks_ready = trio.Event()
         self._tick_lock = threading.Lock()
@@ -80,19 +87,28 @@ class Sink:
 
     # --- run on the Trio thread by run_sync_soon: must not raise ---------------------------
     def _deliver(self, event: Event) -> None:
-        if self.closed:
+        if self.closed or self.overflowed.is_set():
+            return
+        size = event_size(event)
+        if self.queued_bytes + size > self.limit_bytes:
+            self.overflowed.set()
             return
         try:
             self.events_send.send_nowait(event)
-        except trio.WouldBlock:
-            self.overflowed.set()
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+        self.queued_bytes += size
 
     def _wake_ticks(self) -> None:
         self.ticks_ready.set()
 
     # --- Trio side ------------------------------------------------------------------------
+    async def events(self) -> AsyncIterator[Event]:
+        """The events in order, each released from the byte budget as it is taken."""
+        async for event in self._events:
+            self.queued_bytes -= event_size(event)
+            yield event
+
     def take_ticks(self) -> dict[str, Values]:
         """Swap out the latest tick per instrument (called by the sender)."""
         with self._tick_lock:
@@ -103,6 +119,15 @@ class Sink:
     def close(self) -> None:
         self.closed = True
         self.events_send.close()
+
+
+def event_size(event: Event) -> int:
+    """About how many bytes an event takes in JSON (field names included): what the event
+    queue's budget counts."""
+    values = event.values
+    if not values:
+        return 64
+    return 64 + sum(24 + (len(v) if isinstance(v, str) else 8) for v in values)
 
 
 def _report(name: str) -> None:

@@ -1,5 +1,7 @@
 """One WebSocket client: a nursery holding the receive task, the send task and the session.
 
+The listener (``_listener``) accepts the socket, contains every failure and closes it.
+
 socket -> receive task -> session (-> limiter -> CTP) ; CTP -> bridge -> session -> ``out``
 channel -> send task -> socket. When the socket closes (or the session fails), the nursery is
 cancelled and the session releases its CTP API; nothing outlives the connection.
@@ -10,7 +12,6 @@ from __future__ import annotations
 import hmac
 import logging
 import urllib.parse
-from functools import partial
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
@@ -19,6 +20,7 @@ from wsproto.events import TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from ._context import ServiceContext
+from ._listener import Conn
 from ._md import MdSession
 from ._session import Session
 from ._td import TdSession
@@ -41,7 +43,7 @@ def _query(path: str) -> dict[str, list[str]]:
     return urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
 
 
-async def handle_request(request: WebSocketRequest, ctx: ServiceContext) -> None:
+async def handle_request(request: WebSocketRequest, conn: Conn, ctx: ServiceContext) -> None:
     server = ctx.cfg.server
     kind = route(request.path, server.mode)
     if kind is None:
@@ -64,25 +66,30 @@ async def handle_request(request: WebSocketRequest, ctx: ServiceContext) -> None
         await request.reject(503, body=b"too many sessions\n")
         return
     ws = await request.accept()
-    await serve_connection(ws, kind, ctx)
+    await serve_connection(ws, conn, kind, ctx)
 
 
-async def serve_connection(ws: WebSocketConnection, kind: str, ctx: ServiceContext) -> None:
+async def serve_connection(
+    ws: WebSocketConnection, conn: Conn, kind: str, ctx: ServiceContext
+) -> None:
     metrics = ctx.metrics
     metrics.sessions_active[kind] += 1
     metrics.sessions_total[kind] += 1
-    out = Outbox(ws, ctx)
+    writer = Writer(ws, conn, ctx.cfg.server.send_timeout_s)
+    out = Outbox(writer, ctx)
     session: Session
     if kind == "td":
         session = TdSession(ctx, out)
     else:
-        session = MdSession(ctx, out, send_ticks=partial(send_batch, ws))
-    log.info("event=session_open session=%d kind=%s remote=%s", session.id, kind, ws.remote)
+        session = MdSession(ctx, out, send_ticks=writer.send_many)
+    metrics.watch_sink(session.sink)
+    log.info("event=session_open session=%d kind=%s remote=%s", session.id, kind, conn.remote)
+    ending: list[tuple[int, str]] = []
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_sender, out, ctx)
             await nursery.start(session.run)
-            nursery.start_soon(_watch_overflow, ws, session, ctx)
+            nursery.start_soon(_watch_overflow, session, ctx, ending, nursery.cancel_scope)
             await _receiver(ws, session, ctx)
             nursery.cancel_scope.cancel()
     except Exception:
@@ -90,25 +97,41 @@ async def serve_connection(ws: WebSocketConnection, kind: str, ctx: ServiceConte
         # nothing): log it with the traceback, tell the client, keep the service running.
         log.exception("event=session_failed session=%d kind=%s", session.id, kind)
         ctx.metrics.errors[-500] += 1
-        with trio.move_on_after(1, shield=True):
-            await ws.aclose(code=1011, reason="internal gateway error (see the service log)")
+        ending.append((1011, "internal gateway error (see the service log)"))
     finally:
         metrics.sessions_active[kind] -= 1
+        metrics.unwatch_sink(session.sink)
+        if conn.aborted:
+            metrics.aborted += 1
         log.info("event=session_closed session=%d kind=%s", session.id, kind)
+    if ending and not conn.aborted:
+        code, reason = ending[0]
+        with trio.move_on_after(ctx.cfg.server.close_timeout_s, shield=True) as deadline:
+            await ws.aclose(code=code, reason=reason)
+        if deadline.cancelled_caught:
+            metrics.aborted += 1
+            conn.abort(f"no close handshake within {ctx.cfg.server.close_timeout_s:g} s")
 
 
-async def _watch_overflow(ws: WebSocketConnection, session: Session, ctx: ServiceContext) -> None:
+async def _watch_overflow(
+    session: Session,
+    ctx: ServiceContext,
+    ending: list[tuple[int, str]],
+    scope: trio.CancelScope,
+) -> None:
     """Order and trade events are never dropped silently: a client too slow to take them is
     closed with a reason instead (1011), and the session is released."""
     await session.sink.overflowed.wait()
     ctx.metrics.overflows += 1
     log.error(
-        "event=event_overflow session=%d kind=%s capacity=%d",
+        "event=event_overflow session=%d kind=%s queued_bytes=%d limit_bytes=%d",
         session.id,
         session.kind,
-        ctx.cfg.limits.event_queue,
+        session.sink.queued_bytes,
+        ctx.cfg.limits.event_queue_bytes,
     )
-    await ws.aclose(code=1011, reason="event queue overflow: client reads too slowly")
+    ending.append((1011, "event queue overflow: client reads too slowly"))
+    scope.cancel()
 
 
 async def _receiver(ws: WebSocketConnection, session: Session, ctx: ServiceContext) -> None:
@@ -121,13 +144,54 @@ async def _receiver(ws: WebSocketConnection, session: Session, ctx: ServiceConte
         await session.handle(message)
 
 
+class Writer:
+    """Every write to one client's socket, each with a deadline.
+
+    A write that makes no progress within ``send_timeout_s`` (the client stopped reading and
+    the socket buffers are full) aborts the connection: its tasks are cancelled, the session
+    releases its CTP API, and the listener closes the socket. No close frame is attempted: the
+    interrupted write may have left half a frame on the wire, and the client is not reading.
+    """
+
+    def __init__(self, ws: WebSocketConnection, conn: Conn, send_timeout_s: float) -> None:
+        self.ws = ws
+        self.conn = conn
+        self.timeout = send_timeout_s
+
+    def _stalled(self) -> None:
+        self.conn.abort(f"client stopped reading: a write made no progress in {self.timeout:g} s")
+
+    async def send_one(self, text: str) -> bool:
+        """False once the connection is closed or aborted."""
+        with trio.move_on_after(self.timeout) as deadline:
+            try:
+                await self.ws.send_message(text)
+            except (ConnectionClosed, LocalProtocolError):
+                return False
+            return True
+        if deadline.cancelled_caught:
+            self._stalled()
+        return False
+
+    async def send_many(self, texts: list[str]) -> bool:
+        with trio.move_on_after(self.timeout) as deadline:
+            return await send_batch(self.ws, texts)
+        if deadline.cancelled_caught:
+            self._stalled()
+        return False
+
+
 class Outbox:
     """Frames for one client, in order. A frame that finds nothing queued and nothing being
     sent goes to the socket at once from the producing task; otherwise it waits in the
-    bounded channel drained by the send task (one task switch less on the usual path)."""
+    bounded channel drained by the send task (one task switch less on the usual path).
 
-    def __init__(self, ws: WebSocketConnection, ctx: ServiceContext) -> None:
-        self.ws = ws
+    Overflow policy: the channel holds ``server.send_queue`` frames; a producer that finds it
+    full waits (back-pressure on the session's event dispatch, whose own queue is bounded in
+    bytes, see ``_bridge.Sink``). Every write has the ``Writer``'s deadline."""
+
+    def __init__(self, writer: Writer, ctx: ServiceContext) -> None:
+        self.writer = writer
         self.metrics = ctx.metrics
         self._send, self.frames = trio.open_memory_channel[str](ctx.cfg.server.send_queue)
         self.queued = 0
@@ -138,13 +202,12 @@ class Outbox:
         if self.queued == 0 and self.sending == 0:
             self.sending += 1
             try:
-                await self.ws.send_message(text)
-            except ConnectionClosed:
-                return  # the receive task sees the close and ends the connection
+                sent = await self.writer.send_one(text)
             finally:
                 self.sending -= 1
-            self.metrics.frames_out += 1
-            return
+            if sent:
+                self.metrics.frames_out += 1
+            return  # when not sent the receive task sees the close and ends the connection
         self.queued += 1
         try:
             await self._send.send(text)
@@ -170,7 +233,7 @@ async def _sender(out: Outbox, ctx: ServiceContext) -> None:
         out.sending += 1
         out.queued -= len(batch)
         try:
-            sent = await send_batch(out.ws, batch)
+            sent = await out.writer.send_many(batch)
         finally:
             out.sending -= 1
         if not sent:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._metrics import Metrics
 from .backend import ApiModules
@@ -14,3 +15,5 @@ class ServiceContext:
     cfg: Config
     backend: ApiModules
     metrics: Metrics = field(default_factory=Metrics)
+    listener: Any = None
+    """The WebSocket listener (``_listener.WsListener``) once it runs."""

@@ -56,7 +56,6 @@ class MdSession(Session):
         dumps = codec.dumps
         metrics = self.ctx.metrics
         subscribed = self.subscribed["md"]
-        conflated_seen = 0
         while True:
             await self.sink.ticks_ready.wait()
             # Ticks that arrived while a batch was being written are taken at once, without
@@ -64,9 +63,6 @@ class MdSession(Session):
             # then costs one socket write instead of a write, an epoll wait and the wake-up
             # socket's reads, each a point where the callback thread can take the GIL.
             while ticks := self.sink.take_ticks():
-                conflated = self.sink.ticks_conflated
-                metrics.ticks_conflated += conflated - conflated_seen
-                conflated_seen = conflated
                 frames = [
                     dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": to_dict(values)})
                     for instrument, values in ticks.items()

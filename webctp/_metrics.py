@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class _Conflating(Protocol):
+    ticks_conflated: int
 
 
 @dataclass
@@ -13,13 +18,29 @@ class Metrics:
     frames_in: int = 0
     frames_out: int = 0
     ticks_out: int = 0
-    ticks_conflated: int = 0
+    ticks_conflated_closed: int = 0
+    """Conflated ticks of sessions that have ended (live ones are read from their sinks)."""
+    sinks: set[_Conflating] = field(default_factory=set)
+    aborted: int = 0
     errors: Counter[int] = field(default_factory=Counter)
     ctp_requests: int = 0
     ctp_retries: int = 0
     front_disconnects: int = 0
     relogins: int = 0
     overflows: int = 0
+
+    def watch_sink(self, sink: _Conflating) -> None:
+        self.sinks.add(sink)
+
+    def unwatch_sink(self, sink: _Conflating) -> None:
+        if sink in self.sinks:
+            self.sinks.discard(sink)
+            self.ticks_conflated_closed += sink.ticks_conflated
+
+    @property
+    def ticks_conflated(self) -> int:
+        """Counted by the CTP threads as it happens, so it moves while a sender is blocked."""
+        return self.ticks_conflated_closed + sum(s.ticks_conflated for s in self.sinks)
 
     def render(self) -> str:
         lines: list[str] = []
@@ -86,5 +107,11 @@ class Metrics:
             "counter",
             "Sessions closed because their CTP event queue overflowed.",
             [("", self.overflows)],
+        )
+        metric(
+            "connections_aborted_total",
+            "counter",
+            "Connections cut off without a close handshake (client stopped reading).",
+            [("", self.aborted)],
         )
         return "\n".join(lines) + "\n"

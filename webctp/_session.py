@@ -108,7 +108,7 @@ class Session:
         self.catalogue: Catalogue = load()
         self.out = out
         self.id = next(_session_ids)
-        self.sink = Sink(self.cfg.limits.event_queue)
+        self.sink = Sink(self.cfg.limits.event_queue_bytes)
         self.state = State.NEW
         self.api: Any = None
         self.spi: Any = None
@@ -424,7 +424,7 @@ class Session:
 
     # --- events ---------------------------------------------------------------------------
     async def dispatch_events(self) -> None:
-        async for ev in self.sink.events:
+        async for ev in self.sink.events():
             await self.on_event(ev)
 
     async def on_event(self, ev: Event) -> None:

@@ -50,7 +50,18 @@ class ServerConfig:
     """Larger requests get a -400 error frame."""
     send_queue: int = 1024
     """Frames waiting for one client's socket; when full, CTP events wait (back-pressure) and
-    the CTP event queue below absorbs the burst."""
+    the CTP event queue (``limits.event_queue_bytes``) absorbs the burst."""
+    send_timeout_s: float = 10.0
+    """Deadline of every socket write (at most 256 frames): a client whose socket takes
+    nothing for this long is cut off and its session released."""
+    handshake_timeout_s: float = 5.0
+    """TLS handshake + WebSocket upgrade request must complete within this, else the socket is
+    closed."""
+    close_timeout_s: float = 2.0
+    """How long a closing handshake (ours, or 1001 for every client at shutdown) may take."""
+    max_connections: int = 2100
+    """Open WebSocket connections, logged in or not (lowered at start-up to leave 64 file
+    descriptors free under the process's limit); past it a connection gets 503."""
     web_root: str = ""
     """Folder with the web demo; empty means the packaged/bundled ``web/`` folder."""
     cpu_affinity: tuple[int, ...] = ()
@@ -91,9 +102,10 @@ class LimitsConfig:
     """Orders + cancels per second per session (the broker's limit, ErrorID 116 above it)."""
     max_queued_requests: int = 100
     """Requests waiting in one session's limiter; past this a request gets -429 at once."""
-    event_queue: int = 10000
-    """CTP events (responses, orders, trades) waiting for a session's sender. Never dropped: a
-    session that overflows it is closed with an error."""
+    event_queue_bytes: int = 64 << 20
+    """CTP events (responses, orders, trades) waiting for a session's sender, counted in
+    (approximate JSON) bytes, not rows: a client that keeps reading receives an answer of any
+    size. Never dropped: a session whose backlog grows past this is closed with 1011."""
     md_subscribe_batch: int = 500
     md_subscribe_interval_s: float = 0.5
     md_max_instruments: int = 5000
@@ -207,9 +219,14 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{where}: server.tls_cert and server.tls_key go together")
     if cfg.limits.queries_per_second <= 0 or cfg.limits.orders_per_second <= 0:
         raise ConfigError(f"{where}: limits: rates must be positive")
-    for name in ("max_queued_requests", "event_queue", "md_subscribe_batch"):
+    for name in ("max_queued_requests", "event_queue_bytes", "md_subscribe_batch"):
         if getattr(cfg.limits, name) < 1:
             raise ConfigError(f"{where}: limits.{name}: must be at least 1")
+    for name in ("send_timeout_s", "handshake_timeout_s", "close_timeout_s"):
+        if not getattr(cfg.server, name) > 0:
+            raise ConfigError(f"{where}: server.{name}: must be positive")
+    if cfg.server.max_connections < 1:
+        raise ConfigError(f"{where}: server.max_connections: must be at least 1")
     if cfg.server.cpu_affinity:
         if not _affinity.supported():
             raise ConfigError(f"{where}: server.cpu_affinity: not supported on this system")

@@ -17,16 +17,20 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
-from trio_websocket import serve_websocket
 
 from . import _affinity
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
+from ._listener import WsListener, connection_cap
 from .backend import load_backend
 from .config import Config
 
 log = logging.getLogger("webctp.service")
+
+FDS_PER_CONNECTION = {"sim": 1, "ctp": 8}
+"""File descriptors one WebSocket client costs: its socket, plus for a real CTP API its
+sockets, epoll/event descriptors and open flow files (measured with the openctp-ctp binding)."""
 
 
 @dataclass
@@ -71,24 +75,27 @@ async def run_service(
     try:
         async with trio.open_nursery() as nursery:
             host = cfg.server.host
-            ws_server = await nursery.start(
-                partial(
-                    serve_websocket,
-                    partial(handle_request, ctx=ctx),
-                    host,
-                    cfg.server.ws_port,
-                    _ssl_context(cfg),
-                    handler_nursery=nursery,
-                    # our own limit answers -400 below this; past it the socket closes (1009)
-                    max_message_size=max(4 * cfg.server.max_message_bytes, 1 << 20),
-                )
+            server = cfg.server
+            listener = WsListener(
+                partial(handle_request, ctx=ctx),
+                ssl_context=_ssl_context(cfg),
+                max_connections=connection_cap(
+                    server.max_connections, FDS_PER_CONNECTION[backend.name]
+                ),
+                handshake_timeout_s=server.handshake_timeout_s,
+                close_timeout_s=server.close_timeout_s,
+                # our own limit answers -400 below this; past it the socket closes (1009)
+                max_message_size=max(4 * server.max_message_bytes, 1 << 20),
             )
-            ws_port = ws_server.port
+            ctx.listener = listener
+            ws_port = await nursery.start(listener.serve, host, server.ws_port)
             log.info(
-                "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s",
+                "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s "
+                "max_connections=%d",
                 host,
                 ws_port,
-                cfg.server.mode,
+                server.mode,
+                listener.max_connections,
             )
             hconfig = HypercornConfig()
             bind_host = f"[{host}]" if ":" in host else host
