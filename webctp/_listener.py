@@ -36,7 +36,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
-from wsproto.events import Ping
+from wsproto.events import CloseConnection, Ping
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -49,6 +49,9 @@ Handler = Callable[[WebSocketRequest, "Conn"], Awaitable[None]]
 FD_RESERVE = 64
 """Descriptors kept free for everything that is not a WebSocket client: the HTTP listener and
 its clients (/healthz, /metrics, the demo), the simulator's database, CTP flow files, logs."""
+
+PROTOCOL_CLOSE_TIMEOUT_S = 2.0
+"""How long the close frame for a protocol violation may take to write."""
 
 _REFUSAL = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -68,14 +71,29 @@ CLIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class _Connection(WebSocketConnection):
-    """trio-websocket's connection, minus one way a client could fail it: a Ping that arrives
-    after we started closing is not answered (wsproto refuses to send a Pong then, and
-    trio-websocket would raise from its reader task)."""
+    """trio-websocket's connection with two changes at the protocol edge:
+
+    - a Ping that arrives after we started closing is not answered (wsproto refuses to send a
+      Pong then, and trio-websocket would raise from its reader task);
+    - a frame wsproto cannot parse (unmasked, reserved opcode or bits, bad UTF-8) is reported
+      by wsproto as a close from the client (1002/1007) without a state change, and
+      trio-websocket would just drop TCP (the client sees 1006): the client gets that close
+      frame first.
+    """
 
     async def _handle_ping_event(self, event: Ping) -> None:
         if self._wsproto.state is not ConnectionState.OPEN:
             return
         await super()._handle_ping_event(event)
+
+    async def _handle_close_connection_event(self, event: CloseConnection) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            with trio.move_on_after(PROTOCOL_CLOSE_TIMEOUT_S):
+                try:
+                    await self._send(CloseConnection(code=event.code, reason=event.reason))
+                except (ConnectionClosed, LocalProtocolError):
+                    pass
+        await super()._handle_close_connection_event(event)
 
 
 @dataclass(eq=False)
@@ -255,11 +273,20 @@ class WsListener:
             max_message_size=self.max_message_size,
         )
         conn.ws = ws
+        handshake = trio.CancelScope(deadline=trio.current_time() + self.handshake_timeout_s)
+
+        async def reader() -> None:
+            await ws._reader_task()
+            handshake.cancel()  # the client went away before its upgrade request was complete
+
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws._reader_task)
-            with trio.move_on_after(self.handshake_timeout_s) as deadline:
+            nursery.start_soon(reader)
+            with handshake:
                 request: WebSocketRequest = await ws._get_request()
-            if deadline.cancelled_caught:
+            if handshake.cancelled_caught:
+                if not handshake.deadline <= trio.current_time():
+                    nursery.cancel_scope.cancel()
+                    return
                 log.info(
                     "event=connection_ended remote=%s cause=handshake_timeout timeout_s=%g",
                     conn.remote,

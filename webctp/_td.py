@@ -19,13 +19,18 @@ from ._session import (
     State,
 )
 from .protocol import codec, envelope
-from .protocol.catalogue import RequestSpec
+from .protocol.catalogue import FieldSpec, RequestSpec
 from .protocol.errors import Code, ProtocolError, error_message
 from .protocol.validate import Assignments, validate
 
 log = logging.getLogger("webctp.td")
 
 _IDENTITY_FIELDS = ("BrokerID", "InvestorID", "UserID")
+
+
+def _fits(field: FieldSpec, value: str) -> bool:
+    """Whether ``value`` fits a CTP char field (``size`` characters, the NUL not counted)."""
+    return field.size <= 0 or len(value.encode("gb18030", "replace")) <= field.size
 _MAX_PENDING = 4096
 
 
@@ -129,7 +134,10 @@ class TdSession(Session):
         by_name = self.catalogue.struct(spec.struct).by_name
         identity = {"BrokerID": self.broker_id, "InvestorID": self.user_id, "UserID": self.user_id}
         for name in _IDENTITY_FIELDS:
-            if name in by_name and not fields.get(name):
+            spec_ = by_name.get(name)
+            # a default that does not fit (UserID holds 15 characters, InvestorID 12) is left
+            # to the client: its own value is validated, ours would be cut or refused
+            if spec_ is not None and not fields.get(name) and _fits(spec_, identity[name]):
                 fields[name] = identity[name]
         if spec.msg_type == "ReqOrderInsert":
             ref = str(fields.get("OrderRef") or "").strip()
@@ -225,7 +233,13 @@ class TdSession(Session):
             self.next_order_ref = max(int(str(row.get("MaxOrderRef") or "0").strip() or 0) + 1, 1)
         except ValueError:
             self.next_order_ref = 1
-        if ctp.auto_confirm:
+        investor_field = self.catalogue.struct("SettlementInfoConfirm").by_name["InvestorID"]
+        if ctp.auto_confirm and not _fits(investor_field, self.user_id):
+            log.warning(
+                "event=auto_confirm_skipped session=%d reason=user_id_longer_than_investor_id",
+                self.id,
+            )
+        elif ctp.auto_confirm:
             info, _ = await self.internal(
                 "ReqSettlementInfoConfirm",
                 "SettlementInfoConfirm",
