@@ -31,6 +31,8 @@ _IDENTITY_FIELDS = ("BrokerID", "InvestorID", "UserID")
 def _fits(field: FieldSpec, value: str) -> bool:
     """Whether ``value`` fits a CTP char field (``size`` characters, the NUL not counted)."""
     return field.size <= 0 or len(value.encode("gb18030", "replace")) <= field.size
+
+
 _MAX_PENDING = 4096
 
 

@@ -147,8 +147,7 @@ async def test_ping_while_the_server_closes(nursery: trio.Nursery, cfg: Config) 
         server={"send_queue": 1, "close_timeout_s": 10.0},
     )
     info: ServiceInfo = await nursery.start(run_service, cfg)
-    overflows = 0
-    for _ in range(3):
+    for overflows in range(3):
         raw = await Raw.open(info.ws_port, rcvbuf=4096)
         await raw.upgrade()
         await raw.send(text({**LOGIN, "RequestID": 1}))
@@ -159,7 +158,6 @@ async def test_ping_while_the_server_closes(nursery: trio.Nursery, cfg: Config) 
         with trio.fail_after(30):  # not reading meanwhile: the events pile up
             while info.ctx.metrics.overflows == overflows:
                 await trio.sleep(0.01)
-        overflows += 1
         code = None
         with trio.move_on_after(20):
             while True:

@@ -520,7 +520,9 @@ async def test_event_overflow_closes_loudly(nursery: trio.Nursery, cfg: Config) 
     from trio_websocket import ConnectionClosed
 
     cfg = replace(
-        cfg, limits={"event_queue_bytes": 5000, "queries_per_second": 50.0}, server={"send_queue": 1}
+        cfg,
+        limits={"event_queue_bytes": 5000, "queries_per_second": 50.0},
+        server={"send_queue": 1},
     )
     info: ServiceInfo = await nursery.start(run_service, cfg)
     async with connect(info.ws_port) as c:
