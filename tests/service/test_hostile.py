@@ -129,7 +129,7 @@ async def test_resets_end_only_their_connection(
         url = f"ws://127.0.0.1:{info.ws_port}/td/?token={token}"
         async with open_websocket_url(url) as ws:
             await ws.send_message(orjson.dumps({**LOGIN, "RequestID": 5}).decode())
-            while b"RspUserLogin" not in (msg := (await ws.get_message()).encode()):
+            while "RspUserLogin" not in (msg := str(await ws.get_message())):
                 pass
             assert orjson.loads(msg)["RequestID"] == 5
         status, _, _ = await http_get(info.http_port, "/healthz")
