@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -12,8 +13,8 @@ from wsproto.events import AcceptConnection, Request, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from webctp._connection import _plain_server_frames, _text_frame, route
+from webctp._flow import safe_name
 from webctp._metrics import Metrics
-from webctp._session import safe_name
 from webctp.protocol import codec
 from webctp.protocol.catalogue import load
 
@@ -168,3 +169,26 @@ def test_own_frames_only_where_wsproto_would_build_the_same() -> None:
     assert not _plain_server_frames(deflate_server)  # an extension rewrites the payload
     assert not _plain_server_frames(object())
     assert not _plain_server_frames(WSConnection(ConnectionType.SERVER))  # not open yet
+
+
+def test_flow_folders_private_and_pruned(tmp_path: Path) -> None:
+    from webctp import _flow
+
+    root = tmp_path / "flow"
+    held = _flow.acquire(str(root), "td", "alice")
+    second = _flow.acquire(str(root), "td", "alice")
+    assert (held.number, second.number) == (0, 1)
+    for folder in (root, root / "td", held.path):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+    (held.path / "TradingDay.con").write_bytes(b"x")
+    old = _flow.acquire(str(root), "md", "bob")
+    _flow.release(old)
+    _flow.release(second)
+    now = time.time()
+    # bob's folder is old enough but alice's is held by a live session
+    assert _flow.prune(str(root), retention_s=3600, now=now + 7200) == 1
+    assert held.path.exists() and not old.path.parent.exists()
+    assert _flow.prune(str(root), retention_s=3600, now=now) == 0  # nothing stale
+    _flow.release(held)
+    assert _flow.prune(str(root), retention_s=3600, now=now + 7200) == 1
+    assert list((root / "td").iterdir()) == []

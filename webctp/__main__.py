@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"webctp: configuration error: {exc}", file=sys.stderr)
         return 2
     _log.setup(cfg.log.level)
+    # what the service writes (flow files, the simulator's database) is the owner's alone
+    os.umask(0o077)
     from .backend import load_backend
     from .backend._ctp import BindingUnavailable
 

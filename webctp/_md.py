@@ -16,6 +16,9 @@ from .protocol.validate import instrument_list, validate
 
 log = logging.getLogger("webctp.md")
 
+_MAX_PENDING = 1024
+"""md requests awaiting an answer (CTP's md API has few); past it the oldest is forgotten."""
+
 # MsgType -> (CTP method, response MsgType, which subscription set)
 _SUBSCRIBE = {
     "SubscribeMarketData": ("SubscribeMarketData", "RspSubMarketData", "md", True),
@@ -41,8 +44,11 @@ class MdSession(Session):
         self.send_ticks = send_ticks
         # desired subscriptions, restored after every re-login (CTP forgets them)
         self.subscribed: dict[str, dict[str, None]] = {"md": {}, "quote": {}}
-        # (kind, instrument) -> client RequestIDs waiting for RspSub/RspUnSub (None: internal)
+        # (kind, instrument) -> client RequestIDs waiting for RspSub/RspUnSub (None: internal).
+        # Bounded: past ``max_waiting`` entries a (un)subscription gets -429 at once.
         self.waiting: dict[tuple[str, str, bool], list[int | None]] = {}
+        self.waiting_count = 0
+        self.max_waiting = 4 * self.cfg.limits.md_max_instruments
         self.broker_id = self.cfg.ctp.broker_id
 
     async def start_tasks(self, nursery: trio.Nursery) -> None:
@@ -139,6 +145,8 @@ class MdSession(Session):
             fields["UserID"] = self.user_id
         rid = self.new_rid()
         self.pending[rid] = Pending(msg_type, env.request_id)
+        while len(self.pending) > _MAX_PENDING:  # bounded: the oldest unanswered is forgotten
+            self.pending.popitem(last=False)
         code = self.call(msg_type, spec.struct, tuple(fields.items()), rid)
         if code != 0:
             self.pending.pop(rid, None)
@@ -158,12 +166,19 @@ class MdSession(Session):
                 Code.BAD_REQUEST,
                 f"at most {limits.md_max_instruments} subscribed instruments per session",
             )
+        if self.waiting_count + len(ids) > self.max_waiting:
+            raise ProtocolError(
+                Code.QUEUE_FULL,
+                f"{self.waiting_count} (un)subscriptions are still awaiting CTP's answer "
+                f"(at most {self.max_waiting}); wait for their Rsp frames",
+            )
         for instrument in ids:
             if add:
                 wanted[instrument] = None
             else:
                 wanted.pop(instrument, None)
             self.waiting.setdefault((kind, instrument, add), []).append(env.request_id)
+            self.waiting_count += 1
         code = await self.send_batches(method, ids)
         if code != 0:
             for instrument in ids:
@@ -190,6 +205,7 @@ class MdSession(Session):
         if not queue:
             return False, None
         rid = queue.pop(0)
+        self.waiting_count -= 1
         if not queue:
             del self.waiting[(kind, instrument, add)]
         return True, rid
@@ -233,6 +249,24 @@ class MdSession(Session):
                 self.login_info = None
                 await self.set_state(State.CONNECTED, "logged out")
 
+    async def on_link_down(self, detail: str) -> None:
+        """Answers to (un)subscriptions in flight will not come: tell each request once. The
+        subscriptions themselves are kept and restored after the re-login."""
+        waiting, self.waiting, self.waiting_count = self.waiting, {}, 0
+        told: set[tuple[str, int]] = set()
+        for (kind, _instrument, add), rids in waiting.items():
+            msg_type = next(m for m, v in _SUBSCRIBE.items() if v[2] == kind and v[3] == add)
+            for rid in rids:
+                if rid is not None and (msg_type, rid) not in told:
+                    told.add((msg_type, rid))
+                    await self.send_error(
+                        Code.LINK_DOWN,
+                        request=msg_type,
+                        request_id=rid,
+                        detail=detail,
+                        msg_type=_SUBSCRIBE[msg_type][1],
+                    )
+
     # --- login ----------------------------------------------------------------------------
     def take_credentials(self, fields: dict[str, Any]) -> None:
         self.user_id = str(fields.get("UserID", ""))
@@ -264,6 +298,7 @@ class MdSession(Session):
                 continue
             for instrument in ids:
                 self.waiting.setdefault((kind, instrument, True), []).append(None)
+                self.waiting_count += 1
             code = await self.send_batches(method, ids)
             if code == 0:
                 restored += len(ids)

@@ -14,19 +14,17 @@ task). Teardown (``release``) runs shielded and time-bounded, off the Trio threa
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 import logging
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import trio
 
+from . import _flow
 from ._bridge import Event, Sink, spi_class
 from ._context import ServiceContext
 from .protocol import codec
@@ -46,8 +44,6 @@ class FrameOut(Protocol):
 log = logging.getLogger("webctp.session")
 
 _session_ids = itertools.count(1)
-# Flow-folder slots held by live sessions: (kind, user folder) -> slots (see flow_path).
-_flow_slots: dict[tuple[str, str], set[int]] = {}
 
 # Login errors that retrying with the same credentials cannot fix (and that lock accounts or
 # ban IPs when retried in a loop): invalid login, auth failures, bans, password must change.
@@ -92,13 +88,6 @@ class LoginFailed(Exception):
         self.detail = detail
 
 
-def safe_name(user: str) -> str:
-    """A flow-folder name no client input can escape: sanitised prefix + hash."""
-    digest = hashlib.sha256(user.encode("utf-8", "replace")).hexdigest()[:12]
-    prefix = re.sub(r"[^A-Za-z0-9_]", "_", user)[:15] or "anonymous"
-    return f"{prefix}-{digest}"
-
-
 class Session:
     kind: Api = "td"
 
@@ -123,7 +112,7 @@ class Session:
         self._relogin_scope: trio.CancelScope | None = None
         self._login_lock = trio.Lock()
         self._down_reported = float("-inf")
-        self._flow_slot: tuple[tuple[str, str], int] | None = None
+        self._flow_slot: _flow.Slot | None = None
 
     # --- frames ---------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
@@ -181,26 +170,13 @@ class Session:
 
     # --- CTP API lifecycle ----------------------------------------------------------------
     def flow_path(self) -> str:
-        """This session's flow-file folder: ``<flow_dir>/<kind>/<user>-<hash>/s<slot>/``.
-
-        The slot is the lowest one no live session of this user holds in this process, so two
-        sessions of one user never share flow files (CTP overwrites them), a user's next session
-        reuses the folder (what RESUME needs), and folders do not pile up. One flow_dir per
-        service process.
-        """
-        key = (self.kind, safe_name(self.user_id))
-        used = _flow_slots.setdefault(key, set())
-        slot = next(i for i in itertools.count() if i not in used)
-        used.add(slot)
-        self._flow_slot = (key, slot)
-        folder = Path(self.cfg.ctp.flow_dir) / key[0] / key[1] / f"s{slot}"
-        folder.mkdir(parents=True, exist_ok=True)
-        return str(folder) + os.sep
+        """This session's flow-file folder (see ``_flow``)."""
+        self._flow_slot = _flow.acquire(self.cfg.ctp.flow_dir, self.kind, self.user_id)
+        return str(self._flow_slot.path) + os.sep
 
     def _free_flow_slot(self) -> None:
         if self._flow_slot is not None:
-            key, slot = self._flow_slot
-            _flow_slots.get(key, set()).discard(slot)
+            _flow.release(self._flow_slot)
             self._flow_slot = None
 
     def fronts(self) -> tuple[str, ...]:

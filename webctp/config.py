@@ -80,7 +80,9 @@ class CtpConfig:
     auth_code: str = ""
     user_product_info: str = "webctp"
     flow_dir: str = "data/flow"
-    """One sub-folder per session is created here for CTP's .con flow files."""
+    """One sub-folder per session is created here for CTP's .con flow files (mode 0700)."""
+    flow_retention_days: float = 7.0
+    """A user's flow folder unused for this long is removed (at start-up and hourly)."""
     private_resume: Resume = "quick"
     public_resume: Resume = "quick"
     auto_confirm: bool = True
@@ -222,6 +224,8 @@ def _check(cfg: Config) -> None:
     for name in ("max_queued_requests", "event_queue_bytes", "md_subscribe_batch"):
         if getattr(cfg.limits, name) < 1:
             raise ConfigError(f"{where}: limits.{name}: must be at least 1")
+    if not cfg.ctp.flow_retention_days > 0:
+        raise ConfigError(f"{where}: ctp.flow_retention_days: must be positive")
     for name in ("send_timeout_s", "handshake_timeout_s", "close_timeout_s"):
         if not getattr(cfg.server, name) > 0:
             raise ConfigError(f"{where}: server.{name}: must be positive")

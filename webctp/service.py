@@ -18,7 +18,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from . import _affinity
+from . import _affinity, _flow
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
@@ -58,6 +58,17 @@ def _settle_heap() -> None:
     these objects as usual."""
     gc.collect()
     gc.freeze()
+
+
+FLOW_PRUNE_INTERVAL_S = 3600.0
+
+
+async def _prune_flow_folders(cfg: Config) -> None:
+    """Remove flow folders of users not seen for ``ctp.flow_retention_days``, now and hourly."""
+    retention_s = cfg.ctp.flow_retention_days * 86400
+    while True:
+        await trio.to_thread.run_sync(_flow.prune, cfg.ctp.flow_dir, retention_s)
+        await trio.sleep(FLOW_PRUNE_INTERVAL_S)
 
 
 async def run_service(
@@ -122,6 +133,7 @@ async def run_service(
                 http_port,
                 backend.name,
             )
+            nursery.start_soon(_prune_flow_folders, cfg)
             _settle_heap()
             task_status.started(ServiceInfo(http_port, ws_port, ctx, exchange))
     finally:
