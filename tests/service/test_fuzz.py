@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -191,7 +192,7 @@ def counts() -> tuple[int, int, int]:
     """Threads, open descriptors and resident memory (KiB) of this process."""
     rss = next(
         int(line.split()[1])
-        for line in open("/proc/self/status").read().splitlines()
+        for line in Path("/proc/self/status").read_text().splitlines()
         if line.startswith("VmRSS:")
     )
     return len(os.listdir("/proc/self/task")), len(os.listdir("/proc/self/fd")), rss
