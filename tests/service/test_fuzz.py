@@ -174,10 +174,8 @@ async def test_ten_thousand_mutated_frames(
                         await trio.sleep(0.05)
                 done.set()
             assert c.ws.closed is None, c.ws.closed  # never closed for bad input
-            for frame in errors:
-                assert (
-                    isinstance(frame["RspInfo"]["ErrorMsg"], str) and frame["RspInfo"]["ErrorMsg"]
-                )
+            for err in errors:
+                assert isinstance(err["RspInfo"]["ErrorMsg"], str) and err["RspInfo"]["ErrorMsg"]
             answered = [f.get("RequestID") for f in errors]
             missing = [rid for rid in must if rid is not None and rid not in answered]
             assert not missing, missing[:10]
