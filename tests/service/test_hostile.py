@@ -235,7 +235,7 @@ async def test_connection_cap_refuses_clearly(nursery: trio.Nursery, cfg: Config
     await still_serving(info)
 
 
-async def test_protocol_violation_closes_with_1002(nursery: trio.Nursery, cfg: Config) -> None:
+async def test_protocol_violations_close_with_their_code(nursery: trio.Nursery, cfg: Config) -> None:
     info = await start(nursery, cfg)
     raw = await Raw.open(info.ws_port)
     await raw.upgrade()
@@ -246,6 +246,16 @@ async def test_protocol_violation_closes_with_1002(nursery: trio.Nursery, cfg: C
     await raw.upgrade()
     await raw.send(frame(b"", opcode=0x3))  # a reserved opcode
     assert await raw.close_code() == 1002
+    raw.close()
+    raw = await Raw.open(info.ws_port)
+    await raw.upgrade()
+    await raw.send(frame(b'{"MsgType":"\xff\xfe"}'))  # a text frame that is not UTF-8
+    assert await raw.close_code() == 1007
+    raw.close()
+    raw = await Raw.open(info.ws_port)
+    await raw.upgrade()
+    await raw.send(frame(b"x" * (1 << 20) + b"x"))  # over 4 x max_message_bytes (and 1 MiB)
+    assert await raw.close_code() == 1009
     raw.close()
     await idle(info)
     await still_serving(info)
