@@ -44,29 +44,40 @@ def _query(path: str) -> dict[str, list[str]]:
 
 
 async def handle_request(request: WebSocketRequest, conn: Conn, ctx: ServiceContext) -> None:
+    kind = route(request.path, ctx.cfg.server.mode)
+    ws: WebSocketConnection | None = None
+    with trio.move_on_after(ctx.cfg.server.handshake_timeout_s):  # answering is bounded too
+        ws = await _answer_upgrade(request, kind, ctx)
+    if ws is not None and kind is not None:
+        await serve_connection(ws, conn, kind, ctx)
+
+
+async def _answer_upgrade(
+    request: WebSocketRequest, kind: str | None, ctx: ServiceContext
+) -> WebSocketConnection | None:
+    """Refuse the upgrade (None) or accept it."""
     server = ctx.cfg.server
-    kind = route(request.path, server.mode)
     if kind is None:
         await request.reject(404, body=b"unknown path: use /td/ or /md/\n")
-        return
+        return None
     if server.token:
         given = (_query(request.path).get("token") or [""])[0]
         if not hmac.compare_digest(given.encode(), server.token.encode()):
             await request.reject(401, body=b"missing or wrong token\n")
-            return
+            return None
     if server.allowed_origins:
         origin = next(
             (v.decode("latin-1") for k, v in request.headers if k.lower() == b"origin"), None
         )
         if origin is not None and origin not in server.allowed_origins:
             await request.reject(403, body=b"origin not allowed\n")
-            return
+            return None
     active = sum(ctx.metrics.sessions_active.values())
     if active >= server.max_sessions:
         await request.reject(503, body=b"too many sessions\n")
-        return
-    ws = await request.accept()
-    await serve_connection(ws, conn, kind, ctx)
+        return None
+    accepted: WebSocketConnection = await request.accept()
+    return accepted
 
 
 async def serve_connection(

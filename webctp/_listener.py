@@ -81,10 +81,19 @@ class _Connection(WebSocketConnection):
       frame first.
     """
 
+    write_timeout_s: float = 10.0
+    on_stall: Callable[[str], None] = staticmethod(lambda reason: None)
+
     async def _handle_ping_event(self, event: Ping) -> None:
         if self._wsproto.state is not ConnectionState.OPEN:
             return
-        await super()._handle_ping_event(event)
+        # a client that pings but never reads must not park the reader on a full socket
+        with trio.move_on_after(self.write_timeout_s) as deadline:
+            await super()._handle_ping_event(event)
+        if deadline.cancelled_caught:
+            self.on_stall(
+                f"client stopped reading: a Pong made no progress in {self.write_timeout_s:g} s"
+            )
 
     async def _handle_close_connection_event(self, event: CloseConnection) -> None:
         if self._wsproto.state is ConnectionState.OPEN:
@@ -169,6 +178,7 @@ class WsListener:
         max_connections: int,
         handshake_timeout_s: float,
         close_timeout_s: float,
+        send_timeout_s: float,
         max_message_size: int,
     ) -> None:
         self.handler = handler
@@ -176,6 +186,7 @@ class WsListener:
         self.max_connections = max_connections
         self.handshake_timeout_s = handshake_timeout_s
         self.close_timeout_s = close_timeout_s
+        self.send_timeout_s = send_timeout_s
         self.max_message_size = max_message_size
         self.conns: set[Conn] = set()
         self.refused = 0
@@ -272,6 +283,8 @@ class WsListener:
             message_queue_size=1,
             max_message_size=self.max_message_size,
         )
+        ws.write_timeout_s = self.send_timeout_s
+        ws.on_stall = conn.abort
         conn.ws = ws
         handshake = trio.CancelScope(deadline=trio.current_time() + self.handshake_timeout_s)
 

@@ -95,6 +95,7 @@ async def run_service(
                 ),
                 handshake_timeout_s=server.handshake_timeout_s,
                 close_timeout_s=server.close_timeout_s,
+                send_timeout_s=server.send_timeout_s,
                 # our own limit answers -400 below this; past it the socket closes (1009)
                 max_message_size=max(4 * server.max_message_bytes, 1 << 20),
             )

@@ -235,7 +235,9 @@ async def test_connection_cap_refuses_clearly(nursery: trio.Nursery, cfg: Config
     await still_serving(info)
 
 
-async def test_protocol_violations_close_with_their_code(nursery: trio.Nursery, cfg: Config) -> None:
+async def test_protocol_violations_close_with_their_code(
+    nursery: trio.Nursery, cfg: Config
+) -> None:
     info = await start(nursery, cfg)
     raw = await Raw.open(info.ws_port)
     await raw.upgrade()
@@ -289,4 +291,23 @@ async def test_long_user_id_logs_in(nursery: trio.Nursery, cfg: Config) -> None:
         await c.send({"MsgType": "ReqQryTradingAccount", "QryTradingAccount": {}, "RequestID": 10})
         reply = await c.expect(lambda f: f.get("RequestID") == 10)
         assert reply["MsgType"] in ("RspQryTradingAccount", "RspError"), reply
+    await still_serving(info)
+
+
+async def test_client_that_pings_but_never_reads(nursery: trio.Nursery, cfg: Config) -> None:
+    """Pongs pile up in a socket nobody reads: the reader must not park there forever."""
+    info = await start(nursery, cfg, send_timeout_s=0.5)
+    raw = await Raw.open(info.ws_port, rcvbuf=4096)
+    await raw.upgrade()
+    ping = frame(b"p" * 125, opcode=0x9) * 100
+    with trio.move_on_after(60):  # our own sends block once the server stops reading us
+        while info.ctx.metrics.aborted == 0:
+            with trio.move_on_after(1):
+                try:
+                    await raw.send(ping)
+                except OSError:  # the server reset the connection it gave up on
+                    break
+    assert info.ctx.metrics.aborted == 1
+    await idle(info)
+    raw.close()
     await still_serving(info)
