@@ -8,11 +8,14 @@ a SWIG director is printed, and ``SystemExit`` aborts the process).
 Two queues, two written policies:
 
 - **Events** (responses, orders, trades, link state): a Trio channel bounded in *bytes* (the
-  approximate size of the captured values), not in rows, so a client that keeps reading gets an
-  answer of any number of rows. Never dropped silently: past ``limits.event_queue_bytes`` the
-  session's ``overflowed`` event is set and the session closes the client with 1011 (it reads
-  too slowly for its volume of events). A client that stops reading altogether is caught
-  sooner by the send deadline (``_connection.Writer``).
+  approximate JSON size of the captured values) and *time*, not in rows. The backlog may pass
+  ``limits.event_queue_bytes`` while the client keeps taking it: a prompt client receives an
+  answer of any number of rows, however fast CTP delivers them. A backlog that stays above that
+  mark for ``limits.event_backlog_s`` without once draining below it, or that reaches
+  ``HARD_LIMIT_FACTOR`` times it (memory protection), sets the session's ``overflowed`` event
+  and the client is closed with 1011 (it reads too slowly for its volume of events). Events are
+  never dropped silently. A client that stops reading altogether is caught sooner by the send
+  deadline (``_connection.Writer``).
 - **Ticks** (``OnRtnDepthMarketData``): conflated. The CTP thread stores the latest values per
   instrument in a dict under a lock and wakes Trio with an idempotent ``run_sync_soon``; the
   Trio side swaps the dict out. Memory is bounded by the number of subscribed instruments,
@@ -49,12 +52,17 @@ class Event(NamedTuple):
 class Sink:
     """The Trio side of one session's bridge. Construct inside ``trio.run``."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, backlog_s: float = 10.0) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        # unbounded in rows: bounded in bytes by ``_deliver`` (the overflow policy above)
+        # unbounded in rows: bounded in bytes and time (the overflow policy above)
         self.events_send, self._events = trio.open_memory_channel[Event](math.inf)
         self.limit_bytes = limit_bytes
+        self.hard_limit_bytes = HARD_LIMIT_FACTOR * limit_bytes
+        self.backlog_s = backlog_s
         self.queued_bytes = 0
+        self.over_since: float | None = None
+        """When the backlog last rose above ``limit_bytes`` (None: below it now)."""
+        self._over = trio.Event()
         self.overflowed = trio.Event()
         self.ticks_ready = trio.Event()
         self._tick_lock = threading.Lock()
@@ -90,7 +98,7 @@ class Sink:
         if self.closed or self.overflowed.is_set():
             return
         size = event_size(event)
-        if self.queued_bytes + size > self.limit_bytes:
+        if self.queued_bytes + size > self.hard_limit_bytes:
             self.overflowed.set()
             return
         try:
@@ -98,6 +106,9 @@ class Sink:
         except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             return
         self.queued_bytes += size
+        if self.queued_bytes > self.limit_bytes and self.over_since is None:
+            self.over_since = trio.current_time()
+            self._over.set()
 
     def _wake_ticks(self) -> None:
         self.ticks_ready.set()
@@ -107,7 +118,23 @@ class Sink:
         """The events in order, each released from the byte budget as it is taken."""
         async for event in self._events:
             self.queued_bytes -= event_size(event)
+            if self.over_since is not None and self.queued_bytes <= self.limit_bytes:
+                self.over_since = None
             yield event
+
+    async def wait_overflow(self) -> None:
+        """Return once the backlog has overflowed (see the policy above)."""
+        while not self.overflowed.is_set():
+            since = self.over_since
+            if since is None:
+                await self._over.wait()
+                self._over = trio.Event()
+                continue
+            with trio.move_on_at(since + self.backlog_s):
+                await self.overflowed.wait()  # the hard limit, meanwhile
+                return
+            if self.over_since == since:  # above the mark the whole time
+                self.overflowed.set()
 
     def take_ticks(self) -> dict[str, Values]:
         """Swap out the latest tick per instrument (called by the sender)."""
@@ -119,6 +146,10 @@ class Sink:
     def close(self) -> None:
         self.closed = True
         self.events_send.close()
+
+
+HARD_LIMIT_FACTOR = 16
+"""A backlog this many times ``limits.event_queue_bytes`` overflows at once."""
 
 
 def event_size(event: Event) -> int:

@@ -132,7 +132,7 @@ async def _watch_overflow(
 ) -> None:
     """Order and trade events are never dropped silently: a client too slow to take them is
     closed with a reason instead (1011), and the session is released."""
-    await session.sink.overflowed.wait()
+    await session.sink.wait_overflow()
     ctx.metrics.overflows += 1
     log.error(
         "event=event_overflow session=%d kind=%s queued_bytes=%d limit_bytes=%d",

@@ -97,7 +97,7 @@ class Session:
         self.catalogue: Catalogue = load()
         self.out = out
         self.id = next(_session_ids)
-        self.sink = Sink(self.cfg.limits.event_queue_bytes)
+        self.sink = Sink(self.cfg.limits.event_queue_bytes, self.cfg.limits.event_backlog_s)
         self.state = State.NEW
         self.api: Any = None
         self.spi: Any = None

@@ -104,10 +104,13 @@ class LimitsConfig:
     """Orders + cancels per second per session (the broker's limit, ErrorID 116 above it)."""
     max_queued_requests: int = 100
     """Requests waiting in one session's limiter; past this a request gets -429 at once."""
-    event_queue_bytes: int = 64 << 20
+    event_queue_bytes: int = 16 << 20
     """CTP events (responses, orders, trades) waiting for a session's sender, counted in
-    (approximate JSON) bytes, not rows: a client that keeps reading receives an answer of any
-    size. Never dropped: a session whose backlog grows past this is closed with 1011."""
+    (approximate JSON) bytes, not rows. The backlog may pass this mark while the client keeps
+    taking it (an answer of any size reaches a prompt client); above it for
+    ``event_backlog_s`` without draining below, or at 16 times it, the session is closed with
+    1011. Events are never dropped."""
+    event_backlog_s: float = 10.0
     md_subscribe_batch: int = 500
     md_subscribe_interval_s: float = 0.5
     md_max_instruments: int = 5000
@@ -226,6 +229,8 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"{where}: limits.{name}: must be at least 1")
     if not cfg.ctp.flow_retention_days > 0:
         raise ConfigError(f"{where}: ctp.flow_retention_days: must be positive")
+    if not cfg.limits.event_backlog_s > 0:
+        raise ConfigError(f"{where}: limits.event_backlog_s: must be positive")
     for name in ("send_timeout_s", "handshake_timeout_s", "close_timeout_s"):
         if not getattr(cfg.server, name) > 0:
             raise ConfigError(f"{where}: server.{name}: must be positive")

@@ -311,3 +311,19 @@ async def test_client_that_pings_but_never_reads(nursery: trio.Nursery, cfg: Con
     await idle(info)
     raw.close()
     await still_serving(info)
+
+
+async def test_prompt_reader_receives_answers_far_above_the_mark(
+    nursery: trio.Nursery, cfg: Config
+) -> None:
+    """The backlog mark counts bytes and time, not rows: with a mark of ~50 rows a client that
+    keeps reading gets the whole instrument list (hundreds of rows), again and again."""
+    cfg = replace(cfg, limits={"event_queue_bytes": 50_000, "queries_per_second": 50.0})
+    info: ServiceInfo = await nursery.start(run_service, cfg)
+    async with connect(info.ws_port) as c:
+        await c.login("big", "pw")
+        for rid in range(10, 15):
+            rows = await c.query("ReqQryInstrument", {}, rid=rid)
+            assert len(rows) > 300 and rows[-1]["IsLast"]
+            assert sum(len(orjson.dumps(r)) for r in rows) > 5 * 50_000
+    assert info.ctx.metrics.overflows == 0
