@@ -158,10 +158,13 @@ async def _receiver(ws: WebSocketConnection, session: Session, ctx: ServiceConte
 class Writer:
     """Every write to one client's socket, each with a deadline.
 
-    A write that makes no progress within ``send_timeout_s`` (the client stopped reading and
-    the socket buffers are full) aborts the connection: its tasks are cancelled, the session
-    releases its CTP API, and the listener closes the socket. No close frame is attempted: the
-    interrupted write may have left half a frame on the wire, and the client is not reading.
+    A write runs shielded from the connection's own cancellation, so that a close (1011 after
+    an overflow, 1001 at shutdown) never follows half a frame on the wire: a closing
+    connection lets the write in progress finish first. A write that makes no progress within
+    ``send_timeout_s`` (the client stopped reading and the socket buffers are full) aborts the
+    connection: its tasks are cancelled, the session releases its CTP API, and the listener
+    closes the socket without a close frame (the interrupted write may have left half a frame,
+    and the client is not reading anyway).
     """
 
     def __init__(self, ws: WebSocketConnection, conn: Conn, send_timeout_s: float) -> None:
@@ -169,27 +172,26 @@ class Writer:
         self.conn = conn
         self.timeout = send_timeout_s
 
-    def _stalled(self) -> None:
-        self.conn.abort(f"client stopped reading: a write made no progress in {self.timeout:g} s")
+    async def _write(self, texts: list[str]) -> bool:
+        scope = trio.CancelScope(shield=True, deadline=trio.current_time() + self.timeout)
+        self.conn.writes.add(scope)
+        try:
+            with scope:
+                return await send_batch(self.ws, texts)
+        finally:
+            self.conn.writes.discard(scope)
+            if scope.cancelled_caught and not self.conn.aborted:
+                self.conn.abort(
+                    f"client stopped reading: a write made no progress in {self.timeout:g} s"
+                )
+        return False  # the deadline passed (or the connection was aborted)
 
     async def send_one(self, text: str) -> bool:
         """False once the connection is closed or aborted."""
-        with trio.move_on_after(self.timeout) as deadline:
-            try:
-                await self.ws.send_message(text)
-            except (ConnectionClosed, LocalProtocolError):
-                return False
-            return True
-        if deadline.cancelled_caught:
-            self._stalled()
-        return False
+        return await self._write([text])
 
     async def send_many(self, texts: list[str]) -> bool:
-        with trio.move_on_after(self.timeout) as deadline:
-            return await send_batch(self.ws, texts)
-        if deadline.cancelled_caught:
-            self._stalled()
-        return False
+        return await self._write(texts)
 
 
 class Outbox:

@@ -82,16 +82,24 @@ class _Connection(WebSocketConnection):
     """
 
     write_timeout_s: float = 10.0
-    on_stall: Callable[[str], None] = staticmethod(lambda reason: None)
+    conn: Conn | None = None
 
     async def _handle_ping_event(self, event: Ping) -> None:
-        if self._wsproto.state is not ConnectionState.OPEN:
+        if self._wsproto.state is not ConnectionState.OPEN or self.conn is None:
             return
-        # a client that pings but never reads must not park the reader on a full socket
-        with trio.move_on_after(self.write_timeout_s) as deadline:
-            await super()._handle_ping_event(event)
-        if deadline.cancelled_caught:
-            self.on_stall(
+        # Like every write (``_connection.Writer``): shielded, so that no close follows half
+        # a Pong, and with a deadline, so that a client that pings but never reads cannot park
+        # the reader on a full socket.
+        conn = self.conn
+        scope = trio.CancelScope(shield=True, deadline=trio.current_time() + self.write_timeout_s)
+        conn.writes.add(scope)
+        try:
+            with scope:
+                await super()._handle_ping_event(event)
+        finally:
+            conn.writes.discard(scope)
+        if scope.cancelled_caught and not conn.aborted:
+            conn.abort(
                 f"client stopped reading: a Pong made no progress in {self.write_timeout_s:g} s"
             )
 
@@ -115,12 +123,17 @@ class Conn:
     ws: WebSocketConnection | None = None
     aborted: str = ""
     """Why the server gave up on this client without a close handshake ('' otherwise)."""
+    writes: set[trio.CancelScope] = field(default_factory=set)
+    """Writes in progress (shielded so that a close never follows half a frame)."""
 
     def abort(self, reason: str) -> None:
         """End this connection now, without a close frame (the client does not read, or a
-        write was interrupted mid-frame): cancel its work; the listener closes the socket."""
+        write was interrupted mid-frame): cancel its work, writes in progress included; the
+        listener closes the socket."""
         if not self.aborted:
             self.aborted = reason
+        for write in self.writes:
+            write.cancel()
         self.scope.cancel()
 
 
@@ -284,7 +297,7 @@ class WsListener:
             max_message_size=self.max_message_size,
         )
         ws.write_timeout_s = self.send_timeout_s
-        ws.on_stall = conn.abort
+        ws.conn = conn
         conn.ws = ws
         handshake = trio.CancelScope(deadline=trio.current_time() + self.handshake_timeout_s)
 

@@ -4,6 +4,7 @@ connections, protocol violations. After each, the service still serves everyone 
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -44,6 +45,17 @@ async def idle(info: ServiceInfo) -> None:
 
 
 Scenario = Callable[[int, str], Awaitable[None]]
+
+
+async def raw_login(raw: Raw) -> None:
+    """Log in and wait for the answer (requests sent before it would get -401)."""
+    await raw.send(text({**LOGIN, "RequestID": 1}))
+    while True:
+        got = await raw.read_frame()
+        assert got is not None, "closed during the login"
+        if b"RspUserLogin" in got[1]:
+            assert b'"RequestID":1' in got[1], got
+            return
 
 
 async def reset_before_anything(port: int, q: str) -> None:
@@ -91,12 +103,7 @@ async def reset_mid_login(port: int, q: str) -> None:
 async def reset_after_login(port: int, q: str) -> None:
     raw = await Raw.open(port)
     await raw.upgrade("/td/" + q)
-    await raw.send(text({**LOGIN, "RequestID": 1}))
-    while True:
-        got = await raw.read_frame()
-        assert got is not None
-        if b"RspUserLogin" in got[1]:
-            break
+    await raw_login(raw)
     await raw.send(text({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": 2}))
     raw.reset()
 
@@ -144,13 +151,14 @@ async def test_ping_while_the_server_closes(nursery: trio.Nursery, cfg: Config) 
     cfg = replace(
         cfg,
         limits={"event_queue_bytes": 20000, "queries_per_second": 50.0},
-        server={"send_queue": 1, "close_timeout_s": 10.0},
+        # the backlog, not the send deadline, must be what ends these sessions
+        server={"send_queue": 1, "close_timeout_s": 30.0, "send_timeout_s": 120.0},
     )
     info: ServiceInfo = await nursery.start(run_service, cfg)
     for overflows in range(3):
         raw = await Raw.open(info.ws_port, rcvbuf=4096)
         await raw.upgrade()
-        await raw.send(text({**LOGIN, "RequestID": 1}))
+        await raw_login(raw)
         for rid in range(2, 32):  # ~600 KB of rows each, more than the socket buffers hold
             await raw.send(
                 text({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": rid})
@@ -159,9 +167,10 @@ async def test_ping_while_the_server_closes(nursery: trio.Nursery, cfg: Config) 
             while info.ctx.metrics.overflows == overflows:
                 await trio.sleep(0.01)
         code = None
-        with trio.move_on_after(20):
-            while True:
-                await raw.send(frame(b"hello?", opcode=0x9))
+        with trio.move_on_after(60):
+            for n in itertools.count():
+                if n % 10 == 0:
+                    await raw.send(frame(b"hello?", opcode=0x9))
                 got = await raw.read_frame()
                 if got is None:
                     break
@@ -185,7 +194,7 @@ async def test_client_that_never_reads_is_cut_off(nursery: trio.Nursery, cfg: Co
     info = await start(nursery, cfg, send_timeout_s=0.5)
     raw = await Raw.open(info.ws_port, rcvbuf=4096)
     await raw.upgrade()
-    await raw.send(text({**LOGIN, "RequestID": 1}))
+    await raw_login(raw)
     for rid in range(2, 60):  # ~600 KB of rows each
         await raw.send(text({"MsgType": "ReqQryInstrument", "QryInstrument": {}, "RequestID": rid}))
     with trio.fail_after(60):  # bounded: the buffers fill, then 0.5 s without progress
