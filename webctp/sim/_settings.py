@@ -59,7 +59,15 @@ class SimSettings:
     name: str = "default"
     """Registry name: the fronts are ``sim://<name>`` (``Exchange.td_front``/``md_front``)."""
     db_path: str = "data/sim.sqlite3"
-    """SQLite file for accounts, orders, trades, positions; ``":memory:"`` keeps nothing."""
+    """SQLite file for accounts, orders, trades, positions; ``":memory:"`` keeps nothing.
+    Created owner-only; ``<db_path>.lock`` keeps a second process off it."""
+    db_synchronous: str = "full"
+    """SQLite ``synchronous`` in WAL mode: ``"full"`` syncs every commit to disk before its
+    callbacks are sent (survives a power cut); ``"normal"`` survives a crash of the process
+    (kill -9) but a power cut may lose the last commits."""
+    db_busy_timeout_s: float = 0.2
+    """How long one commit waits for a write lock held by another connection before it is
+    rolled back and retried later (docs/simulator.md, "Durability")."""
     seed: int = -1
     """Random seed of the market; negative = a fresh seed from the OS each start."""
     tick_interval_s: float = 0.5
@@ -125,6 +133,10 @@ class SimSettings:
         )
         if self.available_algorithm not in ("1", "2", "3", "4"):
             raise ValueError("available_algorithm must be '1', '2', '3' or '4'")
+        if self.db_synchronous not in ("full", "normal"):
+            raise ValueError("db_synchronous must be 'full' or 'normal'")
+        if not 0 <= self.db_busy_timeout_s <= 60:
+            raise ValueError("db_busy_timeout_s must be between 0 and 60")
         if self.book_volume_min < 1 or self.book_volume_max < self.book_volume_min:
             raise ValueError("need 1 <= book_volume_min <= book_volume_max")
         for user in self.fixed_accounts:
