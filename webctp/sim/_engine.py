@@ -437,7 +437,10 @@ class Engine(Settlement):
             if it[0] == "stop":
                 stop = True
                 break
-            self._handle(it)
+            try:
+                self._handle(it)
+            except Exception:  # a bug in one item must not cost the others
+                log.exception("event=sim_engine_error item=%s", it[0])
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
