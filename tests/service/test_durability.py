@@ -340,3 +340,49 @@ async def test_second_service_in_the_same_working_directory_is_refused(tmp_path:
         assert code != 0, text
         assert "data/sim.sqlite3" in text and "sim.sqlite3.lock" in text and "db_path" in text
         assert "Traceback" not in text, text
+
+
+async def test_kill_9_while_the_database_is_locked_loses_nothing_told(tmp_path: Path) -> None:
+    """A fill the exchange could not store is never told; killed in that state, the service
+    comes back with exactly what the client saw."""
+    seen: list[tuple[str, str]] = []
+    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
+        await login(c)
+        inst, upper, _ = await dce_instrument(c)
+        await c.send(
+            {"MsgType": "ReqOrderInsert", "RequestID": 1, "InputOrder": order(inst, True, upper)}
+        )
+        seen.append(trade_key(await c.expect("RtnTrade", timeout=20)))
+        locker = start_locker(tmp_path / "data" / "sim.sqlite3")
+        try:
+            assert locker.stdout is not None
+            assert (await trio.to_thread.run_sync(locker.stdout.readline)).strip() == "locked"
+            await c.send(
+                {
+                    "MsgType": "ReqOrderInsert",
+                    "RequestID": 2,
+                    "InputOrder": order(inst, True, upper),
+                }
+            )
+            with trio.fail_after(10):
+                while not any("event=sim_store_error" in line for line in svc.lines):
+                    await trio.sleep(0.05)
+            with trio.move_on_after(1.0):
+                while True:
+                    frame = await c.recv()
+                    if frame.get("MsgType") == "RtnTrade":
+                        seen.append(trade_key(frame))
+            await trio.to_thread.run_sync(svc.kill)
+        finally:
+            await trio.to_thread.run_sync(locker.communicate, "\n", 10)
+    assert len(seen) == 1, seen  # the second fill was held, not told
+    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
+        await login(c)
+        stored = await query_trades(c, 20)
+        assert stored == seen
+        inst, upper, _ = await dce_instrument(c)
+        await c.send(
+            {"MsgType": "ReqOrderInsert", "RequestID": 3, "InputOrder": order(inst, True, upper)}
+        )
+        new = trade_key(await c.expect("RtnTrade", timeout=20))
+        assert new[0] != seen[0][0] and new[1] != seen[0][1]
