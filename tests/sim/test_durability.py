@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -376,3 +377,45 @@ def test_lock_is_refused_across_processes(tmp_path: Path) -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
         )
         assert out.stdout.startswith("refused") and "lock file" in out.stdout
+
+
+def test_password_hashing_runs_off_the_engine_thread_and_a_flood_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from webctp.sim import _passwords
+
+    real = _passwords._scrypt
+    threads: list[str] = []
+    gate = threading.Event()
+
+    def slow(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+        threads.append(threading.current_thread().name)
+        gate.wait(TIMEOUT)
+        return real(password, salt, n, r, p)
+
+    monkeypatch.setattr(_passwords, "_scrypt", slow)
+    monkeypatch.setattr(_passwords.KdfWorker, "MAX_WAITING", 2)
+    with running(settings(tmp_path)) as ex:
+        clients = [TdClient(ex, tmp_path / "f", user=f"u{i}") for i in range(6)]
+        rids = []
+        for c in clients:
+            c.authenticate()
+            req = tdapi.CThostFtdcReqUserLoginField()
+            req.BrokerID, req.UserID, req.Password = "9999", c.user, "pw"
+            rids.append(c.call("ReqUserLogin", req))
+        # one hash runs, two wait; the other logins are refused at once, "try again"
+        refused = []
+        for c, rid in zip(clients[3:], rids[3:]):
+            (row,) = c.rec.wait_rsp("OnRspUserLogin", rid)
+            refused.append(row[1].ErrorID)
+        assert refused == [90, 90, 90]
+        assert ex.last_price(RB) > 0  # the engine answers while the hash is stuck
+        gate.set()
+        for c, rid in zip(clients[:3], rids[:3]):
+            (row,) = c.rec.wait_rsp("OnRspUserLogin", rid)
+            assert row[1].ErrorID == 0
+        again = clients[3].login()[1]  # the queue is free again
+        assert again.ErrorID == 0
+        for c in clients:
+            c.release()
+    assert threads and all(name == "sim-test-kdf" for name in threads), threads

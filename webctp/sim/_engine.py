@@ -32,7 +32,7 @@ from ._instruments import exchange_infos, listed_instruments, load_products
 from ._ledger import Account, row_key_text
 from ._market import MarketState
 from ._orders import OrderRec
-from ._passwords import LoginCache, hash_password, verify
+from ._passwords import KdfWorker, LoginCache, hash_password, verify
 from ._session import Conn
 from ._settings import USER_ID_RE, SimSettings
 from ._settlement import Settlement
@@ -102,6 +102,7 @@ class Engine(Settlement):
             synchronous=settings.db_synchronous,
         )
         self.logins = LoginCache()
+        self.kdf = KdfWorker(settings.name)
         self._held: list[Job] = []
         """Callbacks of batches not committed yet (only while commits fail)."""
         self.store_error: str | None = None
@@ -370,6 +371,7 @@ class Engine(Settlement):
 
     def start(self) -> None:
         self._running = True
+        self.kdf.start()
         self._thread.start()
         if self.settings.tick_interval_s > 0:
             self.schedule(self.settings.tick_interval_s, self._clock_tick)
@@ -379,6 +381,7 @@ class Engine(Settlement):
             self._inbox.put(("stop",))
             self._thread.join(10.0)
         self._running = False
+        self.kdf.stop()
         self._save_markets()
         try:
             self.store.close()
@@ -462,6 +465,9 @@ class Engine(Settlement):
                 fut.set_result(fn(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 fut.set_exception(exc)
+        elif kind == "run":  # a continuation from another thread of the exchange
+            _, fn, arg = item
+            self._guard(lambda: fn(arg))
         elif kind == "req":
             _, conn, name, struct, rid, t = item
             if self.delay_s > 0:
@@ -604,7 +610,7 @@ class Engine(Settlement):
         def fail(error_id: int) -> None:
             self.emit(conn, "OnRspUserLogin", None, E.rsp_info(error_id), rid, True)
 
-        if conn.logged_in:
+        if conn.logged_in or conn.login_pending:
             fail(E.DUPLICATE_LOGIN)
             return
         if (s.app_id or s.auth_code) and not conn.authenticated:
@@ -615,22 +621,89 @@ class Engine(Settlement):
             fail(E.INVALID_LOGIN)
             return
         acc = self.accounts.get(user)
+        password = req.Password
         if acc is None:
             if not s.auto_open_accounts:
                 fail(E.INVALID_LOGIN)
                 return
-            acc = Account(
-                user, hash_password(req.Password), s.starting_balance, open_date=self.trading_day
+            self._off_thread(
+                conn, rid, lambda: hash_password(password), lambda h: self._open(conn, req, rid, h)
             )
-            self.accounts[user] = acc
-            self.logins.remember(user, req.Password)
-            self.mark_dirty(user)
-        elif not self._password_ok(acc, req.Password):
-            fail(E.INVALID_LOGIN)
+        elif self.logins.matches(user, password):
+            self._finish_login(conn, req, rid, acc)
+        else:
+            stored = acc.password_hash
+            self._off_thread(
+                conn,
+                rid,
+                lambda: verify(stored, password),
+                lambda r: self._checked(conn, req, rid, stored, r),
+            )
+
+    def _off_thread(
+        self, conn: Conn, rid: int, work: Callable[[], Any], then: Callable[[Any], None]
+    ) -> None:
+        """Run ``work`` (a KDF) on the KDF thread, then ``then(result)`` back here; the
+        session is "logging in" meanwhile. A full KDF queue refuses the login at once."""
+
+        def back_here(result: Any) -> None:
+            conn.login_pending = False
+            if not conn.alive:
+                return
+            if isinstance(result, Exception):
+                log.error("event=sim_login_error error=%r", str(result))
+                self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.INVALID_LOGIN), rid, True)
+                return
+            then(result)
+
+        conn.login_pending = True
+        if not self.kdf.submit(work, lambda result: self.post("run", back_here, result)):
+            conn.login_pending = False
+            info = E.rsp_info(E.NEED_RETRY, "CTP:登录繁忙，请稍后重试 (too many logins at once)")
+            self.emit(conn, "OnRspUserLogin", None, info, rid, True)
+
+    def _open(self, conn: Conn, req: Any, rid: int, password_hash: str) -> None:
+        """First login of an auto-opened account, its password hashed."""
+        user = req.UserID
+        if user in self.accounts:  # opened by another session meanwhile: check against it
+            self.req_user_login(conn, req, rid, 0.0)
+            return
+        acc = Account(
+            user, password_hash, self.settings.starting_balance, open_date=self.trading_day
+        )
+        self.accounts[user] = acc
+        self.logins.remember(user, req.Password)
+        self.mark_dirty(user)
+        self._finish_login(conn, req, rid, acc)
+
+    def _checked(
+        self, conn: Conn, req: Any, rid: int, stored: str, result: tuple[bool, str | None]
+    ) -> None:
+        """The password was checked against ``stored``; a clear-text password of an older
+        version that matched is replaced by its hash."""
+        acc = self.accounts.get(req.UserID)
+        if acc is None or acc.password_hash != stored:  # changed meanwhile: check again
+            self.req_user_login(conn, req, rid, 0.0)
+            return
+        ok, replacement = result
+        if not ok:
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.INVALID_LOGIN), rid, True)
+            return
+        if replacement is not None:
+            acc.password_hash = replacement
+            self.mark_dirty(acc.user_id)
+        self.logins.remember(acc.user_id, req.Password)
+        self._finish_login(conn, req, rid, acc)
+
+    def _finish_login(self, conn: Conn, req: Any, rid: int, acc: Account) -> None:
+        s = self.settings
+        user = acc.user_id
+        if conn.logged_in:
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.DUPLICATE_LOGIN), rid, True)
             return
         sessions = self.sessions.setdefault(user, set())
         if s.max_sessions_per_user and len(sessions) >= s.max_sessions_per_user:
-            fail(E.TOO_MANY_SESSIONS)
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.TOO_MANY_SESSIONS), rid, True)
             return
         conn.user_id = user
         conn.user_product_info = req.UserProductInfo
@@ -641,7 +714,7 @@ class Engine(Settlement):
         self._replay_private(conn, user)
 
     def _password_ok(self, acc: Account, password: str) -> bool:
-        """Check against the stored hash (once per account and process: then the cache); a
+        """Check on this thread (a password change, which needs a login first: rare); a
         clear-text password of an older version is replaced by its hash when it matches."""
         if self.logins.matches(acc.user_id, password):
             return True

@@ -12,6 +12,10 @@ import base64
 import hashlib
 import hmac
 import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
 
 SCHEME = "scrypt"
 N, R, P = 2**14, 8, 1
@@ -77,3 +81,55 @@ class LoginCache:
 
     def forget(self, user_id: str) -> None:
         self._proven.pop(user_id, None)
+
+
+class KdfWorker:
+    """One thread that runs the KDF for logins, so that the engine thread never spends
+    ~60 ms on a password (a burst of logins with wrong passwords would stall every investor
+    and the market). ``hashlib.scrypt`` releases the GIL while it works.
+
+    The queue is bounded (``MAX_WAITING``): when it is full ``submit`` returns False and the
+    login is refused at once with a "try again" error. ``done`` runs on this thread: it must
+    only hand the result back to the engine (``Engine.post``) and cannot raise."""
+
+    MAX_WAITING = 64
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Callable[[Any], None]] | None] = (
+            queue.Queue(self.MAX_WAITING)
+        )
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"sim-{name}-kdf", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, work: Callable[[], Any], done: Callable[[Any], None]) -> bool:
+        if self._stopping:
+            return False
+        try:
+            self._jobs.put_nowait((work, done))
+        except queue.Full:
+            return False
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Drop what waits, finish the running hash, end the thread."""
+        self._stopping = True
+        if self._thread.is_alive():
+            self._jobs.put(None)  # the thread drops the rest quickly: there is room soon
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._stopping:
+                continue
+            work, done = job
+            try:
+                result = work()
+            except Exception as exc:  # noqa: BLE001 - handed back, reported there
+                result = exc
+            done(result)
