@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from webctp.sim import DatabaseInUse, Exchange, tdapi
+from webctp.sim import DatabaseError, DatabaseInUse, Exchange, tdapi
 
 from .sim_helpers import TIMEOUT, FakeClock, MdClient, TdClient, running, settings
 
@@ -419,3 +419,15 @@ def test_password_hashing_runs_off_the_engine_thread_and_a_flood_is_refused(
         for c in clients:
             c.release()
     assert threads and all(name == "sim-test-kdf" for name in threads), threads
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "sim.sqlite3").write_bytes(b"not a database, just some text" * 100)
+    with pytest.raises(DatabaseError) as info:
+        Exchange(settings(tmp_path))
+    assert str(tmp_path / "sim.sqlite3") in str(info.value)
+    with running(settings(db_path=str(tmp_path / "other.sqlite3"))):
+        pass  # and the lock of the failed one was released: nothing leaks
+    (tmp_path / "sim.sqlite3").unlink()
+    with running(settings(tmp_path)):
+        pass

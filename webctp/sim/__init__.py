@@ -17,6 +17,6 @@ Importing this package never imports ``openctp_ctp``.
 
 from ._exchange import Exchange, get_exchange
 from ._settings import SimSettings
-from ._store import DatabaseInUse
+from ._store import DatabaseError, DatabaseInUse
 
-__all__ = ["DatabaseInUse", "Exchange", "SimSettings", "get_exchange"]
+__all__ = ["DatabaseError", "DatabaseInUse", "Exchange", "SimSettings", "get_exchange"]

@@ -383,12 +383,7 @@ class Engine(Settlement):
         self._running = False
         self.kdf.stop()
         self._save_markets()
-        try:
-            self.store.close()
-        except sqlite3.Error as exc:  # what was held was never told to anyone
-            log.error(
-                "event=sim_store_close_failed db=%s error=%r", self.settings.db_path, str(exc)
-            )
+        self.store.close()  # what cannot be committed now was never told to anyone
 
     def is_engine_thread(self) -> bool:
         return threading.current_thread() is self._thread

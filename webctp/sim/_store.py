@@ -17,6 +17,7 @@ file is refused with ``DatabaseInUse`` instead of running a second, diverging ex
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import stat
@@ -54,8 +55,14 @@ OPEN_TIMEOUT_S = 5.0
 
 Op = tuple[str, tuple[Any, ...]]
 
+log = logging.getLogger("webctp.sim")
 
-class DatabaseInUse(OSError):
+
+class DatabaseError(OSError):
+    """The simulator database cannot be opened (the message names the file and the cause)."""
+
+
+class DatabaseInUse(DatabaseError):
     """Another process (or exchange) has the database open; the message says what to do."""
 
 
@@ -118,6 +125,8 @@ def _acquire(db_path: str) -> int:
     if not _try_lock(fd):
         try:
             holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        except OSError:  # Windows: the holder's lock covers the bytes
+            holder = "?"
         finally:
             os.close(fd)
         raise DatabaseInUse(
@@ -164,6 +173,9 @@ class Store:
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        except sqlite3.Error as exc:
+            self._release_lock()
+            raise DatabaseError(f"cannot open simulator database {path}: {exc}") from exc
         except BaseException:
             self._release_lock()
             raise
@@ -219,12 +231,20 @@ class Store:
         self.bytes_written += sum(len(p) for _, ps in ops for p in ps if isinstance(p, str))
 
     def close(self) -> None:
-        """Commit what is queued (if the database lets us) and close; idempotent."""
+        """Commit what is queued (if the database lets us) and close; idempotent. Writes that
+        cannot be committed now are dropped: nothing of them was told to anyone."""
         if self._closed:
             return
         self._closed = True
         try:
             self.commit()
+        except sqlite3.Error as exc:
+            log.error(
+                "event=sim_store_close_failed db=%s error=%r dropped_writes=%d",
+                self.path,
+                str(exc),
+                len(self._pending),
+            )
         finally:
             self._db.close()
             self._release_lock()
