@@ -51,6 +51,8 @@ THOST_TERT_RESTART, THOST_TERT_RESUME, THOST_TERT_QUICK = 0, 1, 2
 FRONTS = 8
 RETRY_S = 0.25
 """While commits fail, how often the held batch is tried again."""
+RETRY_WAIT_S = 0.01
+"""How long such a retry waits for a foreign write lock."""
 
 log = logging.getLogger("webctp.sim")
 
@@ -108,7 +110,7 @@ class Engine(Settlement):
         self.store_error: str | None = None
         """Why the last commit failed; None once one succeeded."""
         self._store_failing_since = 0.0
-        self._retry_scheduled = False
+        self._retry_due = False
         self.accepting = True
         """False while commits fail: td ``Req*`` calls return -1 (read by the API threads)."""
         self.accounts = {}
@@ -314,18 +316,24 @@ class Engine(Settlement):
         The counters (OrderSysID, TradeID, …) are committed with the orders and trades that
         used them, so after a crash no number a client has seen is given out again. If the
         commit fails, the callbacks wait in ``_held`` (market data, which nothing stored
-        depends on, goes on) and the next flush, at the latest ``RETRY_S`` later, tries again.
+        depends on, goes on) and the commit is tried again every ``RETRY_S``, without waiting
+        for the lock (the engine's other work never waits behind a foreign lock for longer
+        than ``db_busy_timeout_s`` once).
         """
         self._write_dirty()
         if self.outbox:
             self._held.extend(self.outbox)
             self.outbox = []
+        failing = self.store_error is not None
+        if failing and not self._retry_due:
+            self._release_market_data()
+            return
         try:
-            self.store.commit()
+            self.store.commit(wait_s=RETRY_WAIT_S if failing else None)
         except sqlite3.Error as exc:
             self._commit_failed(exc)
             return
-        if self.store_error is not None:
+        if failing:
             log.warning(
                 "event=sim_store_recovered after_s=%.1f",
                 time.monotonic() - self._store_failing_since,
@@ -335,6 +343,12 @@ class Engine(Settlement):
         if self._held:
             jobs, self._held = self._held, []
             self.dispatcher.post(jobs)
+
+    def _release_market_data(self) -> None:
+        held = self._held
+        if any(not _needs_commit(job) for job in held):
+            self.dispatcher.post([job for job in held if not _needs_commit(job)])
+            self._held = [job for job in held if _needs_commit(job)]
 
     def _commit_failed(self, exc: sqlite3.Error) -> None:
         if self.store_error is None:
@@ -346,16 +360,12 @@ class Engine(Settlement):
             )
         self.store_error = f"{type(exc).__name__}: {exc}"
         self.accepting = False
-        held, self._held = self._held, []
-        self.dispatcher.post([job for job in held if not _needs_commit(job)])
-        self._held = [job for job in held if _needs_commit(job)]
-        if not self._retry_scheduled:
-            self._retry_scheduled = True
-            self.schedule(RETRY_S, self._retry_commit)
+        self._release_market_data()
+        self._retry_due = False
+        self.schedule(RETRY_S, self._retry_commit)
 
     def _retry_commit(self) -> None:
-        # nothing to do here: the flush after the timers commits (or schedules the next try)
-        self._retry_scheduled = False
+        self._retry_due = True  # the flush after the timers tries the commit again
 
     def health(self) -> str | None:
         """None while the engine works; otherwise what is wrong, for /healthz."""

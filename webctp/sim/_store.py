@@ -172,7 +172,8 @@ class Store:
             # freed pages (a clear-text password replaced by its hash) are overwritten
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(SCHEMA)
-            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            self._busy_ms = int(busy_timeout_s * 1000)
+            self._db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         except sqlite3.Error as exc:
             self._release_lock()
             raise DatabaseError(f"cannot open simulator database {path}: {exc}") from exc
@@ -203,18 +204,24 @@ class Store:
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         self._pending.append((sql, params))
 
-    def commit(self) -> None:
+    def commit(self, wait_s: float | None = None) -> None:
         """Write everything queued in one transaction; nothing queued: no I/O.
 
         Raises ``sqlite3.Error`` (after a rollback, with the writes still queued) when the
         database cannot be written: locked by another connection longer than the busy
-        timeout, disk full, read-only, damaged."""
+        timeout (``wait_s`` instead, when given), disk full, read-only, damaged."""
         ops = self._pending
         if not ops:
             return
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if wait_s is not None:
+                db.execute(f"PRAGMA busy_timeout={int(wait_s * 1000)}")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            finally:
+                if wait_s is not None:
+                    db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             for sql, params in ops:
                 db.execute(sql, params)
             db.execute("COMMIT")
