@@ -431,3 +431,24 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "sim.sqlite3").unlink()
     with running(settings(tmp_path)):
         pass
+
+
+def test_a_hash_of_another_cost_is_replaced_at_the_next_login(tmp_path: Path) -> None:
+    db = tmp_path / "sim.sqlite3"
+
+    def stored() -> str:
+        ((doc,),) = db_rows(db, "SELECT data FROM accounts WHERE user_id='alice'")
+        return str(json.loads(doc)["password_hash"])
+
+    with running(settings(tmp_path, password_scrypt_n=16)) as ex:
+        TdClient(ex, tmp_path / "f").ready().release()
+    assert stored().startswith("scrypt$16$8$1$")
+    with running(settings(tmp_path, password_scrypt_n=32)) as ex:
+        wrong = TdClient(ex, tmp_path / "g", password="wrong")
+        assert wrong.login()[1].ErrorID == 3
+        wrong.release()
+        assert stored().startswith("scrypt$16$")  # a failed login changes nothing
+        TdClient(ex, tmp_path / "g").ready().release()
+    assert stored().startswith("scrypt$32$8$1$")
+    with pytest.raises(ValueError, match="power of two"):
+        settings(password_scrypt_n=1000)

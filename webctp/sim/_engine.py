@@ -175,7 +175,7 @@ class Engine(Settlement):
             if user not in self.accounts:
                 self.accounts[user] = Account(
                     user,
-                    hash_password(password),
+                    hash_password(password, self.settings.password_scrypt_n),
                     self.settings.starting_balance,
                     open_date=clock_day,
                 )
@@ -632,7 +632,10 @@ class Engine(Settlement):
                 fail(E.INVALID_LOGIN)
                 return
             self._off_thread(
-                conn, rid, lambda: hash_password(password), lambda h: self._open(conn, req, rid, h)
+                conn,
+                rid,
+                lambda: hash_password(password, self.settings.password_scrypt_n),
+                lambda h: self._open(conn, req, rid, h),
             )
         elif self.logins.matches(user, password):
             self._finish_login(conn, req, rid, acc)
@@ -641,7 +644,7 @@ class Engine(Settlement):
             self._off_thread(
                 conn,
                 rid,
-                lambda: verify(stored, password),
+                lambda: verify(stored, password, self.settings.password_scrypt_n),
                 lambda r: self._checked(conn, req, rid, stored, r),
             )
 
@@ -723,7 +726,7 @@ class Engine(Settlement):
         clear-text password of an older version is replaced by its hash when it matches."""
         if self.logins.matches(acc.user_id, password):
             return True
-        ok, replacement = verify(acc.password_hash, password)
+        ok, replacement = verify(acc.password_hash, password, self.settings.password_scrypt_n)
         if replacement is not None:
             acc.password_hash = replacement
             self.mark_dirty(acc.user_id)
@@ -767,7 +770,7 @@ class Engine(Settlement):
         if req.UserID != acc.user_id or not self._password_ok(acc, req.OldPassword):
             self.emit(conn, method, None, E.rsp_info(E.OLD_PASSWORD_MISMATCH), rid, True)
             return
-        acc.password_hash = hash_password(req.NewPassword)
+        acc.password_hash = hash_password(req.NewPassword, self.settings.password_scrypt_n)
         self.logins.remember(acc.user_id, req.NewPassword)
         self.mark_dirty(acc.user_id)
         echo = CThostFtdcUserPasswordUpdateField._sim_make(

@@ -18,9 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 SCHEME = "scrypt"
-N, R, P = 2**14, 8, 1
-"""scrypt cost: 16 MiB and ~60 ms per hash on a 2020s server core (the interactive-login
-parameters of the scrypt paper); paid once per account and process (see ``LoginCache``)."""
+N, R, P = 2**10, 8, 1
+"""Default scrypt cost (``SimSettings.password_scrypt_n`` sets N): 1 MiB and ~4 ms per hash on
+a 2020s server core, paid once per account and process (see ``LoginCache``) on the KDF thread.
+Cheap enough for a thousand sessions logging in at once (docs/benchmarks.md item 6), still a
+salted memory-hard KDF against a stolen database; raise N for more (each doubling doubles the
+cost; stored hashes are upgraded at their next login)."""
 SALT_BYTES = 16
 HASH_BYTES = 32
 
@@ -31,33 +34,34 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, n: int = N) -> str:
     """A fresh salted hash of ``password``, in the stored form."""
     salt = os.urandom(SALT_BYTES)
-    digest = _scrypt(password, salt, N, R, P)
+    digest = _scrypt(password, salt, n, R, P)
     b64 = base64.b64encode
-    return f"{SCHEME}${N}${R}${P}${b64(salt).decode()}${b64(digest).decode()}"
+    return f"{SCHEME}${n}${R}${P}${b64(salt).decode()}${b64(digest).decode()}"
 
 
 def is_hashed(stored: str) -> bool:
     return stored.startswith(SCHEME + "$")
 
 
-def verify(stored: str, password: str) -> tuple[bool, str | None]:
-    """(matches, replacement): ``replacement`` is a new hash to store when ``stored`` was a
-    clear-text password of an older version (or used older parameters) and it matched."""
+def verify(stored: str, password: str, n: int = N) -> tuple[bool, str | None]:
+    """(matches, replacement): ``replacement`` is a new hash (cost ``n``) to store when
+    ``stored`` was a clear-text password of an older version (or used another cost) and it
+    matched."""
     if not is_hashed(stored):
         ok = hmac.compare_digest(stored.encode("utf-8"), password.encode("utf-8"))
-        return ok, hash_password(password) if ok else None
+        return ok, hash_password(password, n) if ok else None
     try:
-        _, n, r, p, salt, digest = stored.split("$")
+        _, cost, r, p, salt, digest = stored.split("$")
         expected = base64.b64decode(digest)
-        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
+        actual = _scrypt(password, base64.b64decode(salt), int(cost), int(r), int(p))
     except (ValueError, TypeError):
         return False, None  # a damaged row never matches
     ok = hmac.compare_digest(actual, expected)
-    upgrade = ok and (int(n), int(r), int(p)) != (N, R, P)
-    return ok, hash_password(password) if upgrade else None
+    upgrade = ok and (int(cost), int(r), int(p)) != (n, R, P)
+    return ok, hash_password(password, n) if upgrade else None
 
 
 class LoginCache:
@@ -92,7 +96,7 @@ class KdfWorker:
     login is refused at once with a "try again" error. ``done`` runs on this thread: it must
     only hand the result back to the engine (``Engine.post``) and cannot raise."""
 
-    MAX_WAITING = 64
+    MAX_WAITING = 4096
 
     def __init__(self, name: str) -> None:
         self._jobs: queue.Queue[tuple[Callable[[], Any], Callable[[Any], None]] | None] = (

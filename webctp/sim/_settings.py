@@ -90,6 +90,10 @@ class SimSettings:
     fixed_accounts: dict[str, str] = field(default_factory=dict, hash=False)
     """UserID → password, created at start; with auto_open_accounts=False the only accounts.
     (TOML: a ``[sim.fixed_accounts]`` table, ``alice = "secret"``.)"""
+    password_scrypt_n: int = 1024
+    """scrypt cost N of stored password hashes (a power of two, 2–32768; r = 8, p = 1):
+    ~4 ms per login of an account not yet seen by this process at 1024; a stored hash of
+    another cost is replaced at its next login."""
     app_id: str = ""
     auth_code: str = ""
     """When either is set, ReqAuthenticate checks it (ErrorID 63) and login needs it (64)."""
@@ -133,6 +137,9 @@ class SimSettings:
         )
         if self.available_algorithm not in ("1", "2", "3", "4"):
             raise ValueError("available_algorithm must be '1', '2', '3' or '4'")
+        n = self.password_scrypt_n
+        if not 2 <= n <= 1 << 15 or n & (n - 1):
+            raise ValueError("password_scrypt_n must be a power of two from 2 to 32768")
         if self.db_synchronous not in ("full", "normal"):
             raise ValueError("db_synchronous must be 'full' or 'normal'")
         if not 0 <= self.db_busy_timeout_s <= 60:
