@@ -263,14 +263,12 @@ def test_passwords_are_stored_as_salted_hashes(tmp_path: Path) -> None:
     for secret in (b"same-secret-2", b"old-secret-3", b"new-secret-4", b"fixed-secret-1"):
         assert secret not in raw
     with running(s) as ex:  # a new process: no cache, the hash decides
-        assert (
-            TdClient(ex, tmp_path / "g", user="carol", password="new-secret-4").login()[1].ErrorID
-            == 0
-        )
+        carol = TdClient(ex, tmp_path / "g", user="carol", password="new-secret-4")
+        assert carol.login()[1].ErrorID == 0
         bad = TdClient(ex, tmp_path / "g", user="bob", password="nope")
         assert bad.login()[1].ErrorID == 3
-        for client in (bad,):
-            client.release()
+        carol.release()
+        bad.release()
 
 
 def _legacy_db(path: Path) -> None:
