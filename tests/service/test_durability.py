@@ -246,6 +246,25 @@ def start_locker(db: Path) -> subprocess.Popen[str]:
     )
 
 
+async def lock_then_fill(svc: Service, c: Client, db: Path, fill: Frame) -> subprocess.Popen[str]:
+    """Another process takes the write lock; then an order that fills at once is sent (the
+    exchange books it in memory and cannot commit it); returns once the exchange has said so
+    (its event=sim_store_error line). The caller releases the lock (``release_lock``)."""
+    locker = start_locker(db)
+    assert locker.stdout is not None
+    assert (await trio.to_thread.run_sync(locker.stdout.readline)).strip() == "locked"
+    await c.send({"MsgType": "ReqOrderInsert", "RequestID": 2, "InputOrder": fill})
+    with trio.fail_after(10):
+        while not any("event=sim_store_error" in line for line in svc.lines):
+            await trio.sleep(0.05)
+    return locker
+
+
+async def release_lock(locker: subprocess.Popen[str]) -> None:
+    # the newline ends the lock; communicate() also closes the pipes
+    await trio.to_thread.run_sync(locker.communicate, "\n", 10)
+
+
 async def test_write_lock_held_by_another_process(tmp_path: Path) -> None:
     """Another process holds the database's write lock for seconds (many retry windows): the
     client gets a clear error or a delayed, correct answer; the engine stays alive; nothing
@@ -261,23 +280,11 @@ async def test_write_lock_held_by_another_process(tmp_path: Path) -> None:
             }
         )
         first = trade_key(await c.expect("RtnTrade", timeout=20))
-        locker = start_locker(tmp_path / "data" / "sim.sqlite3")
+        # the order (RequestID 2) is accepted before the exchange notices the lock: held
+        locker = await lock_then_fill(
+            svc, c, tmp_path / "data" / "sim.sqlite3", order(inst, True, upper)
+        )
         try:
-            assert locker.stdout is not None and locker.stdin is not None
-            line = await trio.to_thread.run_sync(locker.stdout.readline)
-            assert line.strip() == "locked"
-            # accepted before the exchange notices the lock: held, not told
-            await c.send(
-                {
-                    "MsgType": "ReqOrderInsert",
-                    "RequestID": 2,
-                    "InputOrder": order(inst, True, upper),
-                }
-            )
-            # wait for the exchange to notice (its log line), then query while it is locked
-            with trio.fail_after(10):
-                while not any("event=sim_store_error" in line for line in svc.lines):
-                    await trio.sleep(0.05)
             frames: list[Frame] = []
 
             async def receive() -> None:
@@ -305,8 +312,7 @@ async def test_write_lock_held_by_another_process(tmp_path: Path) -> None:
             assert all(e["RequestID"] in range(11, 24) for e in errors)
             assert svc.proc.poll() is None
         finally:
-            # the newline releases the lock; communicate() also closes the pipes
-            await trio.to_thread.run_sync(locker.communicate, "\n", 10)
+            await release_lock(locker)
         # the delayed, correct answer: the held order's trade arrives
         second = trade_key(await c.expect("RtnTrade", timeout=20))
         assert second != first
@@ -353,20 +359,10 @@ async def test_kill_9_while_the_database_is_locked_loses_nothing_told(tmp_path: 
             {"MsgType": "ReqOrderInsert", "RequestID": 1, "InputOrder": order(inst, True, upper)}
         )
         seen.append(trade_key(await c.expect("RtnTrade", timeout=20)))
-        locker = start_locker(tmp_path / "data" / "sim.sqlite3")
+        locker = await lock_then_fill(
+            svc, c, tmp_path / "data" / "sim.sqlite3", order(inst, True, upper)
+        )
         try:
-            assert locker.stdout is not None
-            assert (await trio.to_thread.run_sync(locker.stdout.readline)).strip() == "locked"
-            await c.send(
-                {
-                    "MsgType": "ReqOrderInsert",
-                    "RequestID": 2,
-                    "InputOrder": order(inst, True, upper),
-                }
-            )
-            with trio.fail_after(10):
-                while not any("event=sim_store_error" in line for line in svc.lines):
-                    await trio.sleep(0.05)
             with trio.move_on_after(1.0):
                 while True:
                     frame = await c.recv()
@@ -374,7 +370,7 @@ async def test_kill_9_while_the_database_is_locked_loses_nothing_told(tmp_path: 
                         seen.append(trade_key(frame))
             await trio.to_thread.run_sync(svc.kill)
         finally:
-            await trio.to_thread.run_sync(locker.communicate, "\n", 10)
+            await release_lock(locker)
     assert len(seen) == 1, seen  # the second fill was held, not told
     async with service(tmp_path) as svc, connect(svc.ws_port) as c:
         await login(c)
