@@ -450,3 +450,19 @@ def test_a_hash_of_another_cost_is_replaced_at_the_next_login(tmp_path: Path) ->
     assert stored().startswith("scrypt$32$8$1$")
     with pytest.raises(ValueError, match="power of two"):
         settings(password_scrypt_n=1000)
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [("normal", 1), ("full", 2)])
+def test_synchronous_setting_is_applied_in_wal_mode(
+    tmp_path: Path, setting: str, pragma: int
+) -> None:
+    with running(settings(tmp_path, db_synchronous=setting)) as ex:
+        db = ex._engine.store._db
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert db.execute("PRAGMA synchronous").fetchone() == (pragma,)
+        c = TdClient(ex, tmp_path / "f").ready()
+        ex.set_market(RB, 3100)
+        c.wait_final(c.order(RB, "0", 1, 3101))
+        c.release()
+    with pytest.raises(ValueError, match="db_synchronous"):
+        settings(db_synchronous="off")

@@ -143,7 +143,7 @@ class Store:
     """One SQLite connection, used by one thread at a time (the engine's)."""
 
     def __init__(
-        self, path: str, *, busy_timeout_s: float = 0.2, synchronous: str = "full"
+        self, path: str, *, busy_timeout_s: float = 0.2, synchronous: str = "normal"
     ) -> None:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}")
