@@ -50,6 +50,13 @@ async def _main(cfg: object) -> None:
                 break
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -81,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         failure = exc if isinstance(exc, OSError) else exc.subgroup(OSError)
         if failure is None:
             raise
-        log.error("event=startup_failed error=%r", str(failure))
+        # the causes, not the group's "Exceptions from Trio nursery (1 sub-exception)"
+        causes = [failure] if isinstance(failure, OSError) else _leaves(failure)
+        log.error("event=startup_failed error=%r", "; ".join(str(e) for e in causes))
         return 1
     log.info("event=stopped")
     return 0

@@ -17,5 +17,6 @@ Importing this package never imports ``openctp_ctp``.
 
 from ._exchange import Exchange, get_exchange
 from ._settings import SimSettings
+from ._store import DatabaseError, DatabaseInUse
 
-__all__ = ["Exchange", "SimSettings", "get_exchange"]
+__all__ = ["DatabaseError", "DatabaseInUse", "Exchange", "SimSettings", "get_exchange"]

@@ -7,7 +7,8 @@ beyond the list) raises a Python error here instead.
 
 ``Req*`` never blocks and never calls back on the caller's thread: it validates the arguments,
 copies the struct (CTP serialises it at call time), hands it to the exchange's engine and
-returns 0; -1 while no front is connected; -2 while a previous query is still answering.
+returns 0; -1 while no front is connected (or, for the trader API, while the exchange cannot
+write its database); -2 while a previous query is still answering.
 """
 
 from __future__ import annotations
@@ -196,6 +197,8 @@ class ApiCore:
         engine = self._sim_engine
         if conn is None or engine is None or not conn.alive:
             return -1
+        if self._sim_kind == "td" and not engine.accepting:
+            return -1  # the exchange cannot store anything just now (Engine._flush)
         if name.startswith(QUERY_PREFIX) and self._sim_kind == "td":
             with self._sim_lock:
                 if self._sim_query_busy:

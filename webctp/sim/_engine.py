@@ -2,8 +2,11 @@
 
 Requests from API objects, the market clock, fault injection and test hooks all arrive through
 one inbox and are handled in order on this thread, so the exchange's state needs no locks.
-Callbacks produced while handling a batch are handed to the dispatcher thread afterwards, and
-the batch is committed to SQLite at the same moment.
+What a batch of work changed is committed to SQLite first; only then are the callbacks it
+produced handed to the dispatcher thread, so no client hears of an order or a trade that a
+crash could take back. When the commit fails (another process holds the write lock, the disk
+is full), the callbacks stay held, nothing is lost or half told, the commit is retried every
+``RETRY_S`` and trading requests are refused (-1) until it succeeds; ``health()`` says so.
 """
 
 from __future__ import annotations
@@ -11,22 +14,25 @@ from __future__ import annotations
 import concurrent.futures
 import heapq
 import itertools
+import logging
 import queue
 import random
+import sqlite3
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import _errors as E
 from ._calendar import Clock, TradingCalendar, parse_ymd, ymd
 from ._dispatcher import Dispatcher, Job, yield_gil
 from ._instruments import exchange_infos, listed_instruments, load_products
-from ._ledger import Account
+from ._ledger import Account, row_key_text
 from ._market import MarketState
 from ._orders import OrderRec
+from ._passwords import KdfWorker, LoginCache, hash_password, verify
 from ._session import Conn
 from ._settings import USER_ID_RE, SimSettings
 from ._settlement import Settlement
@@ -43,6 +49,12 @@ from ._trading import rate_ok
 
 THOST_TERT_RESTART, THOST_TERT_RESUME, THOST_TERT_QUICK = 0, 1, 2
 FRONTS = 8
+RETRY_S = 0.25
+"""While commits fail, how often the held batch is tried again."""
+RETRY_WAIT_S = 0.01
+"""How long such a retry waits for a foreign write lock."""
+
+log = logging.getLogger("webctp.sim")
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,21 @@ class Engine(Settlement):
         self.rng = random.Random(seed)
         self.products = load_products(settings)
         self.exchange_infos = exchange_infos()
-        self.store = Store(settings.db_path)
+        self.store = Store(
+            settings.db_path,
+            busy_timeout_s=settings.db_busy_timeout_s,
+            synchronous=settings.db_synchronous,
+        )
+        self.logins = LoginCache()
+        self.kdf = KdfWorker(settings.name)
+        self._held: list[Job] = []
+        """Callbacks of batches not committed yet (only while commits fail)."""
+        self.store_error: str | None = None
+        """Why the last commit failed; None once one succeeded."""
+        self._store_failing_since = 0.0
+        self._retry_due = False
+        self.accepting = True
+        """False while commits fail: td ``Req*`` calls return -1 (read by the API threads)."""
         self.accounts = {}
         self._reset_day_state()
         self.sessions = {}
@@ -128,9 +154,19 @@ class Engine(Settlement):
     def _restore(self) -> None:
         store = self.store
         funds = store.all("accounts")
-        positions = store.all("positions")
+        legacy = store.all("positions")  # one document per account, from older versions
+        lots = store.lots()
+        rows = store.position_rows()
         for user, doc in funds.items():
-            self.accounts[user] = Account.from_docs(user, doc, positions.get(user, {}))
+            old = legacy.get(user)
+            if old is not None:
+                acc = Account.from_docs(user, doc, old.get("details", []), old.get("rows", []))
+                acc.mark_rewrite()  # into lots/position_rows; the old document goes
+                self.mark_dirty(user)
+            else:
+                user_rows = [(key.split("|"), data) for key, data in rows.get(user, [])]
+                acc = Account.from_docs(user, doc, lots.get(user, []), user_rows)
+            self.accounts[user] = acc
         self.counters = dict(store.get_meta("counters") or {})
         self.settlement_id = int(store.get_meta("settlement_id") or 1)
         clock_day = ymd(self.cal.trading_day(self.clock()))
@@ -138,8 +174,12 @@ class Engine(Settlement):
         for user, password in self.settings.fixed_accounts.items():
             if user not in self.accounts:
                 self.accounts[user] = Account(
-                    user, password, self.settings.starting_balance, open_date=clock_day
+                    user,
+                    hash_password(password, self.settings.password_scrypt_n),
+                    self.settings.starting_balance,
+                    open_date=clock_day,
                 )
+                self.logins.remember(user, password)
                 self.mark_dirty(user)
         if stored_day is None:
             self.open_day(clock_day, {})
@@ -241,18 +281,24 @@ class Engine(Settlement):
                 },
             )
 
-    def _flush(self) -> None:
-        """Hand queued callbacks to the dispatcher and commit the batch."""
-        if self.outbox:
-            jobs, self.outbox = self.outbox, []
-            self.dispatcher.post(jobs)
+    def _write_dirty(self) -> None:
+        """Queue what changed since the last batch for the next commit."""
         store = self.store
         if self.dirty_accounts:
             for user in self.dirty_accounts:
                 acc = self.accounts.get(user)
-                if acc is not None:
-                    store.put("accounts", user, acc.funds_doc())
-                    store.put("positions", user, acc.positions_doc())
+                if acc is None:
+                    continue
+                store.put("accounts", user, acc.funds_doc())
+                changes = acc.take_changes()
+                if changes is None:
+                    continue
+                if changes.rewrite:
+                    store.clear_positions(user)
+                for lot in changes.lots:
+                    store.put_lot(user, lot.lot_id, asdict(lot))
+                for key, stats in changes.rows:
+                    store.put_position_row(user, row_key_text(key), asdict(stats))
             self.dirty_accounts.clear()
         if self.dirty_orders:
             for seq, order in self.dirty_orders.items():
@@ -263,12 +309,79 @@ class Engine(Settlement):
             store.set_meta("counters", self.counters)
             store.set_meta("settlement_id", self.settlement_id)
             self._saved_meta = meta
-        store.commit()
+
+    def _flush(self) -> None:
+        """Commit the batch, then hand its callbacks to the dispatcher.
+
+        The counters (OrderSysID, TradeID, …) are committed with the orders and trades that
+        used them, so after a crash no number a client has seen is given out again. If the
+        commit fails, the callbacks wait in ``_held`` (market data, which nothing stored
+        depends on, goes on) and the commit is tried again every ``RETRY_S``, without waiting
+        for the lock (the engine's other work never waits behind a foreign lock for longer
+        than ``db_busy_timeout_s`` once).
+        """
+        self._write_dirty()
+        if self.outbox:
+            self._held.extend(self.outbox)
+            self.outbox = []
+        failing = self.store_error is not None
+        if failing and not self._retry_due:
+            self._release_market_data()
+            return
+        try:
+            self.store.commit(wait_s=RETRY_WAIT_S if failing else None)
+        except sqlite3.Error as exc:
+            self._commit_failed(exc)
+            return
+        if failing:
+            log.warning(
+                "event=sim_store_recovered after_s=%.1f",
+                time.monotonic() - self._store_failing_since,
+            )
+            self.store_error = None
+            self.accepting = True
+        if self._held:
+            jobs, self._held = self._held, []
+            self.dispatcher.post(jobs)
+
+    def _release_market_data(self) -> None:
+        held = self._held
+        if any(not _needs_commit(job) for job in held):
+            self.dispatcher.post([job for job in held if not _needs_commit(job)])
+            self._held = [job for job in held if _needs_commit(job)]
+
+    def _commit_failed(self, exc: sqlite3.Error) -> None:
+        if self.store_error is None:
+            self._store_failing_since = time.monotonic()
+            log.error(
+                "event=sim_store_error db=%s error=%r action=holding_callbacks_and_retrying",
+                self.settings.db_path,
+                str(exc),
+            )
+        self.store_error = f"{type(exc).__name__}: {exc}"
+        self.accepting = False
+        self._release_market_data()
+        self._retry_due = False
+        self.schedule(RETRY_S, self._retry_commit)
+
+    def _retry_commit(self) -> None:
+        self._retry_due = True  # the flush after the timers tries the commit again
+
+    def health(self) -> str | None:
+        """None while the engine works; otherwise what is wrong, for /healthz."""
+        if self._running and not self._thread.is_alive():
+            return "simulator engine thread has stopped"
+        error = self.store_error
+        if error is not None:
+            since = time.monotonic() - self._store_failing_since
+            return f"simulator database writes failing for {since:.1f} s ({error})"
+        return None
 
     # ================================================================ thread, inbox, timers
 
     def start(self) -> None:
         self._running = True
+        self.kdf.start()
         self._thread.start()
         if self.settings.tick_interval_s > 0:
             self.schedule(self.settings.tick_interval_s, self._clock_tick)
@@ -277,8 +390,10 @@ class Engine(Settlement):
         if self._thread.is_alive():
             self._inbox.put(("stop",))
             self._thread.join(10.0)
+        self._running = False
+        self.kdf.stop()
         self._save_markets()
-        self.store.close()
+        self.store.close()  # what cannot be committed now was never told to anyone
 
     def is_engine_thread(self) -> bool:
         return threading.current_thread() is self._thread
@@ -302,34 +417,44 @@ class Engine(Settlement):
         heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn))
 
     def _run(self) -> None:
-        inbox = self._inbox
         while True:
-            timeout = None
-            if self._timers:
-                timeout = max(0.0, self._timers[0][0] - time.monotonic())
             try:
-                item = inbox.get(timeout=timeout)
+                if self._run_once():
+                    return
+            except Exception:  # a bug in one batch must not stop the exchange
+                log.exception("event=sim_engine_error")
+
+    def _run_once(self) -> bool:
+        """Wait for work, handle one batch, commit and post it; True once stopped."""
+        inbox = self._inbox
+        timeout = None
+        if self._timers:
+            timeout = max(0.0, self._timers[0][0] - time.monotonic())
+        try:
+            item = inbox.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        batch = [] if item is None else [item]
+        while len(batch) < 500:
+            try:
+                batch.append(inbox.get_nowait())
             except queue.Empty:
-                item = None
-            batch = [] if item is None else [item]
-            while len(batch) < 500:
-                try:
-                    batch.append(inbox.get_nowait())
-                except queue.Empty:
-                    break
-            stop = False
-            for it in batch:
-                if it[0] == "stop":
-                    stop = True
-                    break
+                break
+        stop = False
+        for it in batch:
+            if it[0] == "stop":
+                stop = True
+                break
+            try:
                 self._handle(it)
-            now = time.monotonic()
-            while self._timers and self._timers[0][0] <= now:
-                _, _, fn = heapq.heappop(self._timers)
-                self._guard(fn)
-            self._flush()
-            if stop:
-                return
+            except Exception:  # a bug in one item must not cost the others
+                log.exception("event=sim_engine_error item=%s", it[0])
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            self._guard(fn)
+        self._flush()
+        return stop
 
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
@@ -345,6 +470,9 @@ class Engine(Settlement):
                 fut.set_result(fn(*args))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 fut.set_exception(exc)
+        elif kind == "run":  # a continuation from another thread of the exchange
+            _, fn, arg = item
+            self._guard(lambda: fn(arg))
         elif kind == "req":
             _, conn, name, struct, rid, t = item
             if self.delay_s > 0:
@@ -487,7 +615,7 @@ class Engine(Settlement):
         def fail(error_id: int) -> None:
             self.emit(conn, "OnRspUserLogin", None, E.rsp_info(error_id), rid, True)
 
-        if conn.logged_in:
+        if conn.logged_in or conn.login_pending:
             fail(E.DUPLICATE_LOGIN)
             return
         if (s.app_id or s.auth_code) and not conn.authenticated:
@@ -498,19 +626,92 @@ class Engine(Settlement):
             fail(E.INVALID_LOGIN)
             return
         acc = self.accounts.get(user)
+        password = req.Password
         if acc is None:
             if not s.auto_open_accounts:
                 fail(E.INVALID_LOGIN)
                 return
-            acc = Account(user, req.Password, s.starting_balance, open_date=self.trading_day)
-            self.accounts[user] = acc
-            self.mark_dirty(user)
-        elif acc.password != req.Password:
-            fail(E.INVALID_LOGIN)
+            self._off_thread(
+                conn,
+                rid,
+                lambda: hash_password(password, self.settings.password_scrypt_n),
+                lambda h: self._open(conn, req, rid, h),
+            )
+        elif self.logins.matches(user, password):
+            self._finish_login(conn, req, rid, acc)
+        else:
+            stored = acc.password_hash
+            self._off_thread(
+                conn,
+                rid,
+                lambda: verify(stored, password, self.settings.password_scrypt_n),
+                lambda r: self._checked(conn, req, rid, stored, r),
+            )
+
+    def _off_thread(
+        self, conn: Conn, rid: int, work: Callable[[], Any], then: Callable[[Any], None]
+    ) -> None:
+        """Run ``work`` (a KDF) on the KDF thread, then ``then(result)`` back here; the
+        session is "logging in" meanwhile. A full KDF queue refuses the login at once."""
+
+        def back_here(result: Any) -> None:
+            conn.login_pending = False
+            if not conn.alive:
+                return
+            if isinstance(result, Exception):
+                log.error("event=sim_login_error error=%r", str(result))
+                self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.INVALID_LOGIN), rid, True)
+                return
+            then(result)
+
+        conn.login_pending = True
+        if not self.kdf.submit(work, lambda result: self.post("run", back_here, result)):
+            conn.login_pending = False
+            info = E.rsp_info(E.NEED_RETRY, "CTP:登录繁忙，请稍后重试 (too many logins at once)")
+            self.emit(conn, "OnRspUserLogin", None, info, rid, True)
+
+    def _open(self, conn: Conn, req: Any, rid: int, password_hash: str) -> None:
+        """First login of an auto-opened account, its password hashed."""
+        user = req.UserID
+        if user in self.accounts:  # opened by another session meanwhile: check against it
+            self.req_user_login(conn, req, rid, 0.0)
+            return
+        acc = Account(
+            user, password_hash, self.settings.starting_balance, open_date=self.trading_day
+        )
+        self.accounts[user] = acc
+        self.logins.remember(user, req.Password)
+        self.mark_dirty(user)
+        self._finish_login(conn, req, rid, acc)
+
+    def _checked(
+        self, conn: Conn, req: Any, rid: int, stored: str, result: tuple[bool, str | None]
+    ) -> None:
+        """The password was checked against ``stored``; a clear-text password of an older
+        version that matched is replaced by its hash."""
+        acc = self.accounts.get(req.UserID)
+        if acc is None or acc.password_hash != stored:  # changed meanwhile: check again
+            self.req_user_login(conn, req, rid, 0.0)
+            return
+        ok, replacement = result
+        if not ok:
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.INVALID_LOGIN), rid, True)
+            return
+        if replacement is not None:
+            acc.password_hash = replacement
+            self.mark_dirty(acc.user_id)
+        self.logins.remember(acc.user_id, req.Password)
+        self._finish_login(conn, req, rid, acc)
+
+    def _finish_login(self, conn: Conn, req: Any, rid: int, acc: Account) -> None:
+        s = self.settings
+        user = acc.user_id
+        if conn.logged_in:
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.DUPLICATE_LOGIN), rid, True)
             return
         sessions = self.sessions.setdefault(user, set())
         if s.max_sessions_per_user and len(sessions) >= s.max_sessions_per_user:
-            fail(E.TOO_MANY_SESSIONS)
+            self.emit(conn, "OnRspUserLogin", None, E.rsp_info(E.TOO_MANY_SESSIONS), rid, True)
             return
         conn.user_id = user
         conn.user_product_info = req.UserProductInfo
@@ -519,6 +720,19 @@ class Engine(Settlement):
         conn.api._sim_logged_in = True
         self.emit(conn, "OnRspUserLogin", self._login_rsp(conn, req), E.rsp_ok(), rid, True)
         self._replay_private(conn, user)
+
+    def _password_ok(self, acc: Account, password: str) -> bool:
+        """Check on this thread (a password change, which needs a login first: rare); a
+        clear-text password of an older version is replaced by its hash when it matches."""
+        if self.logins.matches(acc.user_id, password):
+            return True
+        ok, replacement = verify(acc.password_hash, password, self.settings.password_scrypt_n)
+        if replacement is not None:
+            acc.password_hash = replacement
+            self.mark_dirty(acc.user_id)
+        if ok:
+            self.logins.remember(acc.user_id, password)
+        return ok
 
     def _replay_private(self, conn: Conn, user: str) -> None:
         """Resume the private flow on login as the subscribed resume type asks."""
@@ -553,10 +767,11 @@ class Engine(Settlement):
         if acc is None:
             self.emit(conn, method, None, E.rsp_info(E.NOT_LOGGED_IN), rid, True)
             return
-        if req.UserID != acc.user_id or req.OldPassword != acc.password:
+        if req.UserID != acc.user_id or not self._password_ok(acc, req.OldPassword):
             self.emit(conn, method, None, E.rsp_info(E.OLD_PASSWORD_MISMATCH), rid, True)
             return
-        acc.password = req.NewPassword
+        acc.password_hash = hash_password(req.NewPassword, self.settings.password_scrypt_n)
+        self.logins.remember(acc.user_id, req.NewPassword)
         self.mark_dirty(acc.user_id)
         echo = CThostFtdcUserPasswordUpdateField._sim_make(
             BrokerID=req.BrokerID, UserID=req.UserID, OldPassword="", NewPassword=""
@@ -723,8 +938,9 @@ class Engine(Settlement):
             jobs.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
             calls += len(targets)
             if not prepared and len(jobs) >= 16:
-                self.dispatcher.post(self.outbox + jobs)
-                self.outbox, jobs = [], []
+                self.outbox.extend(jobs)
+                jobs = []
+                self._flush()  # what the batch did before the burst is committed first
                 yield_gil()  # let the callback and service threads have the GIL
         if prepared and rate > 0:
             start = time.perf_counter() + 0.001
@@ -732,6 +948,14 @@ class Engine(Settlement):
                 job.at = start + k / rate
         self.outbox.extend(jobs)  # handed to the callback thread when this event ends
         return n, calls
+
+
+def _needs_commit(job: Job) -> bool:
+    """Market data (tick fan-outs, md sessions) tells nothing stored: it is never held."""
+    target = job.targets
+    if isinstance(target, list):
+        return False
+    return getattr(target, "_sim_kind", "td") != "md"
 
 
 def rate_ok_query(conn: Conn, t: float, per_second: int) -> bool:

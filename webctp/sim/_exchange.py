@@ -93,6 +93,14 @@ class Exchange:
     def running(self) -> bool:
         return self._state == "running"
 
+    def health(self) -> str | None:
+        """None while the exchange works; otherwise one line saying what is wrong (its
+        engine thread stopped, its database cannot be written: trading requests get -1 and
+        nothing is lost meanwhile). Cheap and safe from any thread, for /healthz."""
+        if self._state != "running":
+            return f"simulator exchange {self._state}"
+        return self._engine.health()
+
     # ---------------------------------------------------------------- fronts
 
     @property

@@ -17,15 +17,20 @@ volume, P a price.
   broker's Algorithm)
 
 Positions are kept as lots (one ``Detail`` per opening trade, first-in-first-out) plus per-row
-day counters; InvestorPosition rows are derived from them on demand.
+day counters; InvestorPosition rows are derived from them on demand. A lot closed to zero
+leaves ``details`` at once for ``closed`` (only ReqQryInvestorPositionDetail shows it, until
+the settlement drops it), so the per-order figures walk the open lots only; the account records
+which lots and rows changed since they were last stored (``take_changes``), so a fill writes
+those few rows and not the account's whole position history.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._instruments import Instrument
+from ._passwords import is_hashed
 
 LONG, SHORT = "2", "3"
 TODAY, HISTORY = "1", "2"
@@ -66,6 +71,8 @@ class Detail:
     close_amount: float = 0.0
     close_profit_by_date: float = 0.0
     close_profit_by_trade: float = 0.0
+    lot_id: int = 0
+    """The account's number for this lot (its storage key; also the FIFO order)."""
 
     @property
     def posi_direction(self) -> str:
@@ -92,12 +99,28 @@ RowKey = tuple[str, str, str, str]
 """(InstrumentID, PosiDirection, HedgeFlag, PositionDate)."""
 
 
+def row_key_text(key: RowKey) -> str:
+    return "|".join(key)
+
+
+@dataclass
+class PositionChanges:
+    """What ``Account.take_changes`` hands to the store."""
+
+    rewrite: bool
+    """Everything was replaced (a settlement, a migrated account): drop the stored lots and
+    rows first."""
+    lots: list[Detail]
+    rows: list[tuple[RowKey, RowStats]]
+
+
 @dataclass
 class Account:
     """One investor: credentials, yesterday's settled funds, positions."""
 
     user_id: str
-    password: str
+    password_hash: str
+    """``_passwords`` form; a clear-text password of an older version until its next login."""
     pre_balance: float
     deposit: float = 0.0
     withdraw: float = 0.0
@@ -107,13 +130,22 @@ class Account:
     confirm_date: str = ""
     confirm_time: str = ""
     details: list[Detail] = field(default_factory=list)
+    """Open lots (Volume > 0), oldest first."""
+    closed: list[Detail] = field(default_factory=list)
+    """Lots closed to zero since the last settlement."""
     rows: dict[RowKey, RowStats] = field(default_factory=dict)
+    next_lot_id: int = 1
+    _dirty_lots: dict[int, Detail] = field(default_factory=dict, repr=False)
+    _dirty_rows: set[RowKey] = field(default_factory=set, repr=False)
+    _rewrite: bool = field(default=False, repr=False)
 
     # ---------------------------------------------------------------- persistence
 
     def funds_doc(self) -> dict[str, Any]:
+        # a clear text not yet replaced by its hash keeps the old key: it is not a hash
+        key = "password_hash" if is_hashed(self.password_hash) else "password"
         return {
-            "password": self.password,
+            key: self.password_hash,
             "pre_balance": self.pre_balance,
             "deposit": self.deposit,
             "withdraw": self.withdraw,
@@ -124,25 +156,88 @@ class Account:
             "confirm_time": self.confirm_time,
         }
 
-    def positions_doc(self) -> dict[str, Any]:
-        return {
-            "details": [asdict(d) for d in self.details],
-            "rows": [[list(k), asdict(v)] for k, v in self.rows.items()],
-        }
-
     @classmethod
-    def from_docs(cls, user_id: str, funds: dict[str, Any], pos: dict[str, Any]) -> Account:
-        acc = cls(user_id=user_id, **funds)
-        acc.details = [Detail(**d) for d in pos.get("details", [])]
-        acc.rows = {(k[0], k[1], k[2], k[3]): RowStats(**v) for k, v in pos.get("rows", [])}
+    def from_docs(
+        cls,
+        user_id: str,
+        funds: dict[str, Any],
+        lots: list[dict[str, Any]],
+        rows: list[tuple[list[str], dict[str, Any]]],
+    ) -> Account:
+        data = dict(funds)
+        secret = data.pop("password_hash", None)
+        legacy = data.pop("password", None)
+        acc = cls(user_id=user_id, password_hash=str(secret or legacy or ""), **data)
+        acc.set_positions(
+            [Detail(**d) for d in lots], {(k[0], k[1], k[2], k[3]): RowStats(**v) for k, v in rows}
+        )
+        acc._rewrite = False
         return acc
+
+    def set_positions(self, lots: list[Detail], rows: dict[RowKey, RowStats]) -> None:
+        """Replace every lot and row (settlement, loading); stored again as a whole."""
+        numbered = [d for d in lots if d.lot_id > 0]
+        self.next_lot_id = max(self.next_lot_id, max((d.lot_id for d in numbered), default=0) + 1)
+        seen: set[int] = set()
+        for d in lots:
+            if d.lot_id <= 0 or d.lot_id in seen:  # lots of older versions had no number
+                d.lot_id = self.next_lot_id
+                self.next_lot_id += 1
+            seen.add(d.lot_id)
+        self.details = [d for d in lots if d.volume > 0]
+        self.closed = [d for d in lots if d.volume <= 0]
+        self.rows = rows
+        self._dirty_lots.clear()
+        self._dirty_rows.clear()
+        self._rewrite = True
+
+    def mark_rewrite(self) -> None:
+        self._rewrite = True
+
+    def take_changes(self) -> PositionChanges | None:
+        """Lots and rows changed since the last call (None: nothing)."""
+        if self._rewrite:
+            changes = PositionChanges(True, self.details + self.closed, list(self.rows.items()))
+        elif self._dirty_lots or self._dirty_rows:
+            changes = PositionChanges(
+                False,
+                list(self._dirty_lots.values()),
+                [(k, self.rows[k]) for k in self._dirty_rows if k in self.rows],
+            )
+        else:
+            return None
+        self._dirty_lots.clear()
+        self._dirty_rows.clear()
+        self._rewrite = False
+        return changes
+
+    def add_lot(self, lot: Detail) -> None:
+        lot.lot_id = self.next_lot_id
+        self.next_lot_id += 1
+        self.details.append(lot)
+        self._dirty_lots[lot.lot_id] = lot
+
+    def lot_changed(self, lot: Detail) -> None:
+        self._dirty_lots[lot.lot_id] = lot
+
+    def prune_closed(self) -> None:
+        """Move lots closed to zero out of ``details`` (call after closing lots)."""
+        if any(d.volume <= 0 for d in self.details):
+            self.closed.extend(d for d in self.details if d.volume <= 0)
+            self.details = [d for d in self.details if d.volume > 0]
+
+    def position_details(self) -> list[Detail]:
+        """Open and today's closed lots, in the order they were opened."""
+        return sorted(self.details + self.closed, key=lambda d: d.lot_id)
 
     # ---------------------------------------------------------------- lots
 
     def row(self, key: RowKey) -> RowStats:
+        """The row's counters, for changing them (read-only lookups use ``rows.get``)."""
         stats = self.rows.get(key)
         if stats is None:
             stats = self.rows[key] = RowStats()
+        self._dirty_rows.add(key)
         return stats
 
     def lots(

@@ -431,7 +431,7 @@ class Queries(Accounting):
         if acc is None:
             return []
         rows: list[Struct] = []
-        for d in acc.details:
+        for d in acc.position_details():
             inst = self.instruments.get(d.instrument_id)
             ex = inst.exchange_id if inst else ""
             if not (_match(d.instrument_id, q.InstrumentID) and _match(ex, q.ExchangeID)):

@@ -26,6 +26,7 @@ class Conn:
         self.authenticated = False
         self.app_id = ""
         self.user_id: str | None = None  # set by a successful login
+        self.login_pending = False  # the password is being checked (off the engine thread)
         self.user_product_info = ""
         self.last_order_ref = 0
         self.query_times: deque[float] = deque()

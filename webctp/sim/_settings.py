@@ -59,7 +59,16 @@ class SimSettings:
     name: str = "default"
     """Registry name: the fronts are ``sim://<name>`` (``Exchange.td_front``/``md_front``)."""
     db_path: str = "data/sim.sqlite3"
-    """SQLite file for accounts, orders, trades, positions; ``":memory:"`` keeps nothing."""
+    """SQLite file for accounts, orders, trades, positions; ``":memory:"`` keeps nothing.
+    Created owner-only; ``<db_path>.lock`` keeps a second process off it."""
+    db_synchronous: str = "normal"
+    """SQLite ``synchronous`` in WAL mode. ``"normal"``: a batch is committed before its
+    callbacks are sent and survives the process being killed (kill -9, OOM, a crash); an OS
+    crash or power cut can lose the last commits. ``"full"``: each commit is also synced to
+    disk first (survives a power cut; ~1 ms or more per commit on the engine thread)."""
+    db_busy_timeout_s: float = 0.2
+    """How long one commit waits for a write lock held by another connection before it is
+    rolled back and retried later (docs/simulator.md, "Durability")."""
     seed: int = -1
     """Random seed of the market; negative = a fresh seed from the OS each start."""
     tick_interval_s: float = 0.5
@@ -82,6 +91,10 @@ class SimSettings:
     fixed_accounts: dict[str, str] = field(default_factory=dict, hash=False)
     """UserID → password, created at start; with auto_open_accounts=False the only accounts.
     (TOML: a ``[sim.fixed_accounts]`` table, ``alice = "secret"``.)"""
+    password_scrypt_n: int = 1024
+    """scrypt cost N of stored password hashes (a power of two, 2–32768; r = 8, p = 1):
+    ~4 ms per login of an account not yet seen by this process at 1024; a stored hash of
+    another cost is replaced at its next login."""
     app_id: str = ""
     auth_code: str = ""
     """When either is set, ReqAuthenticate checks it (ErrorID 63) and login needs it (64)."""
@@ -125,6 +138,13 @@ class SimSettings:
         )
         if self.available_algorithm not in ("1", "2", "3", "4"):
             raise ValueError("available_algorithm must be '1', '2', '3' or '4'")
+        n = self.password_scrypt_n
+        if not 2 <= n <= 1 << 15 or n & (n - 1):
+            raise ValueError("password_scrypt_n must be a power of two from 2 to 32768")
+        if self.db_synchronous not in ("full", "normal"):
+            raise ValueError("db_synchronous must be 'full' or 'normal'")
+        if not 0 <= self.db_busy_timeout_s <= 60:
+            raise ValueError("db_busy_timeout_s must be between 0 and 60")
         if self.book_volume_min < 1 or self.book_volume_max < self.book_volume_min:
             raise ValueError("need 1 <= book_volume_min <= book_volume_max")
         for user in self.fixed_accounts:

@@ -73,7 +73,6 @@ class Settlement(Queries, Trading):
             d.close_profit_by_date = 0.0
             d.close_profit_by_trade = 0.0
             kept.append(d)
-        acc.details = kept
         rows: dict[tuple[str, str, str, str], RowStats] = {}
         for d in kept:
             inst = self.instruments[d.instrument_id]
@@ -87,7 +86,7 @@ class Settlement(Queries, Trading):
                 + d.basis * d.volume * m * inst.product.margin
                 + d.volume * inst.product.margin_per_lot
             )
-        acc.rows = rows
+        acc.set_positions(kept, rows)  # the day's closed lots go
 
     # ---------------------------------------------------------------- statement
 

@@ -511,7 +511,7 @@ class Trading(Accounting):
         td = self.trading_day
         if order.offset == "0":
             posi = LONG if order.buy else SHORT
-            acc.details.append(
+            acc.add_lot(
                 Detail(
                     instrument_id=iid,
                     direction="0" if order.buy else "1",
@@ -560,6 +560,7 @@ class Trading(Accounting):
                 lot.close_amount += price * n * m
                 lot.close_profit_by_date += pnl_date
                 lot.close_profit_by_trade += pnl_trade
+                acc.lot_changed(lot)
                 pdate = TODAY if (not split or is_today) else HISTORY
                 key = (iid, posi, hedge, pdate)
                 row = acc.row(key)
@@ -569,6 +570,7 @@ class Trading(Accounting):
                 row.close_profit_by_trade = money(row.close_profit_by_trade + pnl_trade)
                 kind = "close_today" if is_today else "close"
                 fees[key] = fees.get(key, 0.0) + fee_for(inst, price, n, kind)
+            acc.prune_closed()
             for key, amount in fees.items():
                 row = acc.row(key)
                 row.commission = money(row.commission + amount)
