@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from ._metrics import Metrics
@@ -17,3 +18,6 @@ class ServiceContext:
     metrics: Metrics = field(default_factory=Metrics)
     listener: Any = None
     """The WebSocket listener (``_listener.WsListener``) once it runs."""
+    health: Callable[[], str | None] = lambda: None
+    """What is wrong with the backend, in one line (None: nothing); /healthz answers 503
+    with it. The simulator's exchange reports a stopped engine or a database it cannot write."""

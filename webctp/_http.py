@@ -83,13 +83,18 @@ def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
     @app.route("/healthz")
     async def healthz() -> Any:
         m = ctx.metrics
-        return {
-            "status": "ok",
+        problem = ctx.health()
+        body = {
+            "status": "ok" if problem is None else "failing",
             "backend": ctx.backend.name,
             "mode": cfg.server.mode,
             "uptime_s": round(time.time() - started, 3),
             "sessions": dict(m.sessions_active),
         }
+        if problem is not None:
+            body["problem"] = problem
+            return body, 503
+        return body
 
     @app.route("/metrics")
     async def metrics() -> Any:

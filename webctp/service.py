@@ -83,6 +83,7 @@ async def run_service(
 
         exchange = Exchange(cfg.sim)
         await trio.to_thread.run_sync(exchange.start)
+        ctx.health = exchange.health
     try:
         async with trio.open_nursery() as nursery:
             host = cfg.server.host

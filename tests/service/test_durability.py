@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from .client import Client, Frame, connect
+from .client import Client, Frame, connect, http_get
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -311,8 +311,15 @@ async def test_write_lock_held_by_another_process(tmp_path: Path) -> None:
             assert all(e["RspInfo"]["ErrorID"] == -1 for e in errors), errors
             assert all(e["RequestID"] in range(11, 24) for e in errors)
             assert svc.proc.poll() is None
+            # and the service says so: /healthz is 503 with the reason
+            status, _, body = await http_get(svc.ports["http"], "/healthz")
+            assert status == 503, body
+            assert b"database" in body and b'"status":"failing"' in body
         finally:
             await release_lock(locker)
+        with trio.fail_after(20):
+            while (await http_get(svc.ports["http"], "/healthz"))[0] != 200:
+                await trio.sleep(0.1)
         # the delayed, correct answer: the held order's trade arrives
         second = trade_key(await c.expect("RtnTrade", timeout=20))
         assert second != first
