@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._bars import BarBook
 from ._metrics import Metrics
 from .backend import ApiModules
 from .config import Config
@@ -17,3 +18,5 @@ class ServiceContext:
     metrics: Metrics = field(default_factory=Metrics)
     listener: Any = None
     """The WebSocket listener (``_listener.WsListener``) once it runs."""
+    bars: BarBook = field(default_factory=BarBook)
+    """Bars kept from the ticks md sessions forward (the GetBars extension message)."""

@@ -16,6 +16,7 @@ Importing this package never imports ``openctp_ctp``.
 """
 
 from ._exchange import Exchange, get_exchange
+from ._history import generated_history
 from ._settings import SimSettings
 
-__all__ = ["Exchange", "SimSettings", "get_exchange"]
+__all__ = ["Exchange", "SimSettings", "generated_history", "get_exchange"]
