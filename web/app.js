@@ -1085,7 +1085,7 @@
       el("th", { scope: "row", "data-field": "instrument", class: "row-head" }, el("strong", { text: id }), nameSpan));
     const pxButtons = {};
     for (const f of QUOTE_FIELDS) {
-      const cls = [f === "time" ? "" : "num", WIDE_ONLY.has(f) ? "wide-only" : ""].join(" ").trim();
+      const cls = [f === "time" ? "" : "num", WIDE_ONLY.has(f) ? "wide-only" : "", f === "change" ? "phone-hide" : ""].join(" ").trim();
       const td_ = el("td", { class: cls, "data-field": f });
       if (f === "bid" || f === "ask") {
         const b = el("button", { type: "button", class: "px-btn", "data-testid": `quote-${f}`, text: "—", tabindex: "-1" });
@@ -1674,15 +1674,13 @@
     chartBox.dataset.period = chart.period;
     $("chart-empty").hidden = n > 0;
     if (!id || !n) {
-      chartBox.setAttribute("aria-label", T("chart_alt_none"));
-      $("chart-summary").textContent = "";
+      $("chart-summary").textContent = T("chart_alt_none");
       return;
     }
     const last = chart.bars[n - 1];
     let hi = -Infinity, lo = Infinity;
     for (const b of chart.bars) { hi = Math.max(hi, b.high); lo = Math.min(lo, b.low); }
     const text = T("chart_alt", { id, period: chart.period, n, close: fmtPrice(last.close, id), high: fmtPrice(hi, id), low: fmtPrice(lo, id) });
-    chartBox.setAttribute("aria-label", text);
     $("chart-summary").textContent = text;
   }
   function setChartData() {
