@@ -186,6 +186,14 @@
     const price = o.OrderPriceType === "1" ? "market" : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
     return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price}`.replace(/\s+/g, " ").trim();
   }
+  /** "Buy close today" (English, as the tests and logs use) or "买平今" (Chinese). */
+  function sideWords(dir, off) {
+    if (I18N.lang === "zh") {
+      const o = { "0": "open_off", "1": "close_off", "3": "close_today", "4": "close_yd" }[off];
+      return `${T(dir === "0" ? "buy" : "sell")}${o ? T(o) : OFFSET[off] || off}`;
+    }
+    return `${DIRECTION[dir] || dir} ${String(OFFSET[off] || off).toLowerCase()}`;
+  }
   function orderTypeOf(o) {
     if (o.OrderPriceType === "1") return "Market";
     if (o.TimeCondition === "1") return o.VolumeCondition === "3" ? "FOK" : "FAK";
@@ -1402,7 +1410,8 @@
     const d = state.ticks.get(id);
     const long = a.PosiDirection !== "3";
     const dir = long ? "1" : "0";
-    const price = d ? (long ? d.BidPrice1 : d.AskPrice1) : null;
+    const need = a.TodayClosable + a.YdClosable + (reverse ? a.Position : 0);
+    const price = d ? throughBook(d, long ? "Bid" : "Ask", need) : null;
     if (!validPrice(price)) {
       toast("error", `Not closed: ${id}`, "no quote for it yet (subscribe it first)");
       return [];
@@ -1417,6 +1426,19 @@
     }
     if (reverse && orders.length) make("0", a.Position);
     return orders;
+  }
+  /** A limit price that fills ``need`` lots against the visible book (the level where the
+   * volume is reached; beyond five levels the day's limit price). It trades at book prices. */
+  function throughBook(d, side, need) {
+    let got = 0;
+    for (let n = 1; n <= 5; n++) {
+      const p = d[`${side}Price${n}`];
+      if (!validPrice(p)) break;
+      got += d[`${side}Volume${n}`] || 0;
+      if (got >= need) return p;
+    }
+    const limit = side === "Bid" ? d.LowerLimitPrice : d.UpperLimitPrice;
+    return validPrice(limit) ? limit : side === "Bid" ? d.BidPrice1 : d.AskPrice1;
   }
   function closePositions(list, reverse) {
     if (!td.ready) return;
@@ -1487,7 +1509,7 @@
         el("td", null, cancel),
         el("td", { text: o.InsertTime || "" }),
         el("td", null, el("strong", { text: o.InstrumentID })),
-        el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: `${DIRECTION[o.Direction] || o.Direction} ${String(off).toLowerCase()}` }),
+        el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: sideWords(o.Direction, (o.CombOffsetFlag || "")[0]) }),
         el("td", { class: "num", text: o.OrderPriceType === "1" ? "market" : fmtPrice(o.LimitPrice, o.InstrumentID) }),
         el("td", { class: "num", "data-field": "filled", text: `${o.VolumeTraded}/${o.VolumeTotalOriginal}` }),
         el("td", { text: orderTypeOf(o) }),
@@ -1513,7 +1535,7 @@
         el("td", { text: t.TradeTime || "" }),
         el("td", null, el("strong", { text: t.InstrumentID })),
         el("td", { class: t.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side",
-          text: `${DIRECTION[t.Direction] || t.Direction} ${String(OFFSET[t.OffsetFlag] || t.OffsetFlag).toLowerCase()}` }),
+          text: sideWords(t.Direction, t.OffsetFlag) }),
         el("td", { class: "num", "data-field": "price", text: fmtPrice(t.Price, t.InstrumentID) }),
         el("td", { class: "num", "data-field": "volume", text: String(t.Volume) }),
         el("td", { text: (t.TradeID || "").trim() }),
@@ -1976,7 +1998,7 @@
     if (!id || !state.login) { node.textContent = ""; return; }
     const rows = aggregatePositions().filter((a) => a.InstrumentID === id);
     const parts = rows.map((a) => `${POSI_DIRECTION[a.PosiDirection]} ${a.Position} (today ${a.Today}, yd ${a.Position - a.Today})`);
-    node.textContent = parts.length ? `holding: ${parts.join(" · ")}` : "no position";
+    node.textContent = parts.length ? `${T("holding")}: ${parts.join(" · ")}` : T("no_position");
   }
   function updateTicketType() {
     const isMarket = ticket.type.value === "market";

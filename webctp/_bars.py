@@ -5,7 +5,7 @@ time it belongs to. The md sessions feed every tick they forward into one ``BarB
 service, so any client can ask for the bars of an instrument the service has seen ticks for.
 
 Times are **exchange-local wall time as naive epoch seconds** (Beijing time written as if it
-were UTC: 09:00:00 Beijing on 2026-11-27 is ``1764234000``), so a chart that shows UTC shows
+were UTC: 09:00:00 Beijing on 2026-11-27 is ``1795770000``), so a chart that shows UTC shows
 exchange time. A minute bar starts at its minute; a day bar is the trading day at 00:00.
 
 What is kept, per instrument:

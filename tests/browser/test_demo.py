@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, Request
+    from playwright.sync_api import Browser, ConsoleMessage, Locator, Request
 
 pytestmark = pytest.mark.browser
 
@@ -144,6 +144,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         service.stop()
 
 
+def seconds_of(hms: str) -> int:
+    """Seconds since midnight of ``HH:MM:SS``."""
+    return int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
@@ -152,6 +157,9 @@ def browser() -> Iterator[Browser]:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("the playwright Python package (pip install playwright)")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -279,7 +287,8 @@ class Demo:
               const r = await axe.run(document, { resultTypes: ["violations"] });
               return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
                 .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                  nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary) }));
+                  nodes: v.nodes.slice(0, 5)
+                    .map((n) => n.target.join(" ") + " :: " + n.failureSummary) }));
             }"""
         )
         assert not result, f"axe ({self.name}, {where}):\n" + "\n".join(
@@ -505,7 +514,8 @@ def test_desktop_terminal(desktop: Demo) -> None:
         """() => { const s = window.webctpDemo.state; const a = s.account;
           const num = (id) => Number(document.getElementById(id).textContent.replace(/,/g, ''));
           if (!a || !isFinite(num('account-equity'))) return false;
-          return Math.abs(num('account-equity') - (a.Balance - a.PositionProfit + num('account-live-pnl'))) < 0.02; }"""
+          const expected = a.Balance - a.PositionProfit + num('account-live-pnl');
+          return Math.abs(num('account-equity') - expected) < 0.02; }"""
     )
 
     # --- stale marks and the retry countdown while the md link is down
@@ -559,8 +569,8 @@ def test_desktop_terminal(desktop: Demo) -> None:
     # --- times: the log and the exchange's order times are both exchange time
     log_time = page.locator("#log li .t").first.text_content() or ""
     quote_time = (row.get_attribute("data-time") or "")[:8]
-    to_s = lambda t: int(t[:2]) * 3600 + int(t[3:5]) * 60 + int(t[6:8])  # noqa: E731
-    assert abs(to_s(log_time) - to_s(quote_time)) % 86400 < 120, (log_time, quote_time)
+    apart = abs(seconds_of(log_time) - seconds_of(quote_time))
+    assert min(apart, 86400 - apart) < 120, (log_time, quote_time)
 
     # --- Chinese: the page's words switch, CTP's own messages stay as sent
     ctp_message = rejected.locator("[data-field=message]").text_content()

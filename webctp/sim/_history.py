@@ -82,8 +82,10 @@ def minute_rows(
     lower: float,
     upper: float,
     decimals: int,
+    volume: int = 40,
 ) -> list[Row]:
-    """One bar per minute in ``minutes``; the last bar closes at ``end_price``."""
+    """One bar per minute in ``minutes``; the last bar closes at ``end_price``; volumes
+    around ``volume`` lots a minute."""
     if not minutes:
         return []
     rng = random.Random(f"{seed}:{instrument_id}:{trading_day}:minutes")
@@ -97,8 +99,8 @@ def minute_rows(
     rows: list[Row] = []
     for k, t in enumerate(minutes):
         pts = [price(i) for i in range(k * _SUBSTEPS, (k + 1) * _SUBSTEPS + 1)]
-        volume = rng.randint(2, 80) + rng.randint(0, 40) * (rng.random() < 0.1)
-        rows.append((t, pts[0], max(pts), min(pts), pts[-1], volume))
+        lots = rng.randint(volume // 2, volume * 3 // 2 + 1)
+        rows.append((t, pts[0], max(pts), min(pts), pts[-1], lots))
     return rows
 
 
@@ -111,6 +113,7 @@ def day_rows(
     decimals: int,
     cal: TradingCalendar,
     days: int = DAYS,
+    volume: int = 200_000,
 ) -> list[Row]:
     """Daily bars for the ``days`` business days before ``trading_day``, the last closing at
     ``prev_close``."""
@@ -138,7 +141,7 @@ def day_rows(
             return round(round(p / tick) * tick, decimals)
 
         t = _naive_epoch(datetime.combine(day, time()))
-        rows.append((t, r(o), r(hi), r(lo), r(c), rng.randint(20_000, 400_000)))
+        rows.append((t, r(o), r(hi), r(lo), r(c), rng.randint(volume // 2, volume * 3 // 2 + 1)))
         prev = c
     return rows
 
@@ -159,8 +162,13 @@ def generated_history(
         return [], []
     if inst is None or market is None:
         return [], []
-    seed = max(exchange.settings.seed, 0)
+    settings = exchange.settings
+    seed = max(settings.seed, 0)
     product = inst.product
+    # about what the live market trades a minute: 0-20 lots per clock step, twice that for
+    # the second-nearest month (MarketState.step)
+    steps = 60 / (settings.tick_interval_s if settings.tick_interval_s > 0 else 0.5)
+    per_minute = max(2, int(steps * 10 * (2 if inst.rank == 1 else 1)))
     minutes = [
         t
         for t in session_minutes(day, product.sessions, product.night, engine.cal)
@@ -176,8 +184,16 @@ def generated_history(
         market.lower,
         market.upper,
         inst.decimals,
+        per_minute,
     )
     days = day_rows(
-        seed, instrument_id, day, market.pre_close, inst.tick, inst.decimals, engine.cal
+        seed,
+        instrument_id,
+        day,
+        market.pre_close,
+        inst.tick,
+        inst.decimals,
+        engine.cal,
+        volume=per_minute * 400,
     )
     return rows, days
