@@ -1442,6 +1442,11 @@
   }
   function closePositions(list, reverse) {
     if (!td.ready) return;
+    if (!md.ready) {
+      // The prices would come from a stale book.
+      toast("error", "Not sent", "quotes are stale while the md link is down; use the ticket with your own price");
+      return;
+    }
     const orders = list.flatMap((a) => closeOrdersFor(a, reverse));
     placeOrders(orders, reverse ? "reverse" : "close");
   }
@@ -2230,7 +2235,7 @@
     state.modifying = key;
     setTicketSide(o.Direction);
     setTicketOffset((o.CombOffsetFlag || "0")[0]);
-    ticket.type.value = orderTypeOf(o) === "Limit" ? "limit" : orderTypeOf(o).toLowerCase();
+    ticket.type.value = { Limit: "limit", Market: "market", FAK: "fak", FOK: "fok" }[orderTypeOf(o)] || "limit";
     ticket.price.value = fmtPrice(o.LimitPrice, o.InstrumentID);
     ticket.volume.value = String(o.VolumeTotal || o.VolumeTotalOriginal - (o.VolumeTraded || 0));
     $("ticket-modify").hidden = false;

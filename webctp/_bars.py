@@ -30,6 +30,7 @@ tick, for the bars before it; its bars go in front of the live ones.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -87,19 +88,29 @@ def day_stamp(trading_day: str) -> int | None:
     return int(d.replace(tzinfo=timezone.utc).timestamp())
 
 
+@functools.lru_cache(maxsize=4096)
+def _second_of_day(update_time: str) -> int:
+    """``HH:MM:SS`` -> seconds since midnight, -1 when malformed (cached: the tick path sees the
+    same few strings over and over)."""
+    if len(update_time) != 8 or update_time[2] != ":" or update_time[5] != ":":
+        return -1
+    try:
+        h, m, s = int(update_time[:2]), int(update_time[3:5]), int(update_time[6:])
+    except ValueError:
+        return -1
+    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61):
+        return -1
+    return h * 3600 + m * 60 + s
+
+
 def tick_stamp(update_time: str, now: int) -> int | None:
     """The naive epoch second of a tick's ``UpdateTime`` (``HH:MM:SS``), on the day of
     ``now`` (naive epoch seconds, exchange time) or the one before/after when that is nearer:
     a tick stamped 23:59:59 that arrives at 00:00:01 belongs to the day before."""
-    if len(update_time) != 8 or update_time[2] != ":" or update_time[5] != ":":
+    second = _second_of_day(update_time)
+    if second < 0:
         return None
-    try:
-        h, m, s = int(update_time[:2]), int(update_time[3:5]), int(update_time[6:])
-    except ValueError:
-        return None
-    if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61):
-        return None
-    stamp = now - now % 86400 + h * 3600 + m * 60 + s
+    stamp = now - now % 86400 + second
     if stamp - now > _HALF_DAY:
         stamp -= 86400
     elif now - stamp > _HALF_DAY:
@@ -108,12 +119,13 @@ def tick_stamp(update_time: str, now: int) -> int | None:
 
 
 class _Series:
-    __slots__ = ("base_volume", "day", "days", "last_stamp", "last_volume", "minutes")
+    __slots__ = ("base_volume", "day", "day_time", "days", "last_stamp", "last_volume", "minutes")
 
     def __init__(self, max_minutes: int, max_days: int) -> None:
         self.minutes: deque[Bar] = deque(maxlen=max_minutes)
         self.days: deque[Bar] = deque(maxlen=max_days)
         self.day = ""  # trading day of the last tick
+        self.day_time: int | None = None  # its naive epoch seconds (day_stamp)
         self.last_volume = 0  # cumulative Volume of the last tick
         self.last_stamp = 0
         self.base_volume = 0  # generated history's volume, added to the day's Volume
@@ -188,6 +200,7 @@ class BarBook:
                 series.last_volume = 0  # a new trading day: Volume counts from 0 again
                 series.base_volume = 0
             series.day = trading_day
+            series.day_time = day_stamp(trading_day)
         delta = cum_volume - series.last_volume
         if delta < 0:
             delta = 0  # an out-of-order copy within the same second
@@ -204,6 +217,7 @@ class BarBook:
         # What the day traded before we saw it is not spread over our bars.
         series.last_volume = cum_volume
         series.day = trading_day
+        series.day_time = day_stamp(trading_day)
         if self.history is not None:
             minutes, days = self.history(instrument, stamp - stamp % 60, price, trading_day)
             series.minutes.extend(b for b in minutes if b.time < stamp - stamp % 60)
@@ -230,7 +244,7 @@ class BarBook:
     def _update_day(
         self, series: _Series, price: float, delta: int, fields: dict[str, Any]
     ) -> None:
-        today = day_stamp(series.day)
+        today = series.day_time
         if today is None:
             return
         days = series.days
@@ -304,7 +318,7 @@ def parse_request(body: dict[str, Any]) -> tuple[str, str, int]:
     if not isinstance(instrument, str) or not 0 < len(instrument) <= 80:
         raise ValueError("InstrumentID must be a string of 1-80 characters")
     period = body.get("Period", "1m")
-    if period not in PERIODS:
+    if not isinstance(period, str) or period not in PERIODS:
         raise ValueError(f"Period must be one of {', '.join(PERIODS)}")
     count = body.get("Count", 500)
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
