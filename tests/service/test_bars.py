@@ -65,6 +65,13 @@ async def test_bars_after_ticks_with_generated_history(service: ServiceInfo) -> 
         )
         f = await c.expect(lambda f: f.get("RequestID") == 20)
         assert len(f["Bars"]["Bars"]) == 2
-        await c.send({"MsgType": "GetBars", "InstrumentID": inst, "Period": "7m", "RequestID": 21})
-        f = await c.expect(lambda f: f.get("RequestID") == 21)
-        assert f["RspInfo"]["ErrorID"] == -400 and "Period" in f["Detail"]
+        for rid, bad in enumerate(("7m", ["1m"], {"p": 1}), start=21):
+            await c.send(
+                {"MsgType": "GetBars", "InstrumentID": inst, "Period": bad, "RequestID": rid}
+            )
+            f = await c.expect(answer_to(rid))
+            assert f["RspInfo"]["ErrorID"] == -400 and "Period" in f["Detail"]
+        # the session is still fine after bad requests
+        await c.send({"MsgType": "GetBars", "InstrumentID": inst, "Count": 1, "RequestID": 30})
+        f = await c.expect(answer_to(30))
+        assert f["MsgType"] == "Bars" and len(f["Bars"]["Bars"]) == 1
