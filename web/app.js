@@ -327,12 +327,29 @@
 
   // ------------------------------------------------------------------ link state badges
   const linkBadge = { td: $("td-state"), md: $("md-state") };
+  /** Link-state phrases in Chinese (what follows a known beginning, e.g. a reason, stays). */
+  const LINK_ZH = [
+    ["gateway unreachable, retrying in", "网关不可达，"], ["connected, logging in", "已连接，登录中"],
+    ["connecting to the broker", "正在连接经纪商"], ["connecting", "连接中"], ["logging in", "登录中"],
+    ["logged in as", "已登录"], ["receiving quotes", "接收行情中"], ["offline", "离线"],
+    ["broker link down", "经纪商连接中断"], ["broker link back, logging in again", "经纪商连接恢复，重新登录中"],
+    ["broker link up, not logged in", "经纪商已连接，未登录"], ["broker link up", "经纪商已连接"],
+    ["re-logging in", "重新登录中"], ["login failed", "登录失败"], ["disconnected", "已断开"],
+    ["not served", "未提供"],
+  ];
+  function linkWords(text) {
+    if (I18N.lang !== "zh") return text;
+    if (text.startsWith("gateway unreachable")) return text.replace(/^gateway unreachable, retrying in (\d+) s/, (m, n) => T("retrying", { s: n }));
+    for (const [en, zh] of LINK_ZH) if (text.startsWith(en)) return zh + text.slice(en.length);
+    return text;
+  }
   function setLinkState(api, stateName, text) {
     const b = linkBadge[api];
     const changed = b.dataset.state !== stateName;
     b.dataset.state = stateName;
-    b.textContent = `${api}: ${text}`;
-    b.title = `${api}: ${text}`;
+    b.dataset.text = text;
+    b.textContent = `${api}: ${linkWords(text)}`;
+    b.title = b.textContent;
     if (changed) {
       if (stateName === "ready") staleSince[api] = null;
       else if (staleSince[api] === null) staleSince[api] = nowText();
@@ -441,7 +458,7 @@
       const at = Date.now() + delay;
       const show = () => {
         const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-        setLinkState(this.api, "disconnected", T("retrying", { s: left }));
+        setLinkState(this.api, "disconnected", `gateway unreachable, retrying in ${left} s`);
         linkBadge[this.api].dataset.retry = String(left);
       };
       show();
@@ -1630,6 +1647,7 @@
     b.lang = lang === "zh" ? "en" : "zh";
     updateTicketSummary();
     describeChart();
+    for (const [api, b] of Object.entries(linkBadge)) b.textContent = `${api}: ${linkWords(b.dataset.text || "offline")}`;
     for (const row of state.quoteRows.values()) updatePxTitles(row);
     renderDepth();
     scheduleRender();

@@ -451,15 +451,40 @@ def test_desktop_terminal(desktop: Demo) -> None:
     )
     assert sorted(prices) == pytest.approx(sorted([lower, new_price]))
 
-    # --- depth shows my resting orders at their price (the simulator's book is synthetic, so
-    # only when a level is at that price)
-    mine = page.locator("[data-testid=depth-mine]:not(:empty)")
-    assert mine.count() <= 2
+    # --- depth shows my resting orders at their price: a buy at the best bid
+    bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
+    mine_price = float(bid1.get_attribute("data-price") or "0")
+    bid1.click()  # a bid loads a sell at that price; make it a buy resting there
+    expect(d.tid("ticket-sell")).to_be_checked()
+    page.locator("label.seg-item.buy").click()
+    expect(submit).to_have_text("Buy open")
+    expect(submit).to_be_enabled()
+    submit.click()
+    expect(page.locator(f'[data-testid=order-row][data-instrument="{rb}"]')).to_have_count(5)
+    # one snapshot: every bid level at the price of a working buy shows its lots, and the
+    # other levels show nothing
+    page.wait_for_function(
+        """([id, price]) => {
+          const s = window.webctpDemo.state;
+          const working = [...s.orders.values()].some((o) => o.InstrumentID === id
+            && o.Direction === "0" && o.LimitPrice === price
+            && ["1", "3", "a"].includes(o.OrderStatus));
+          const rows = [...document.querySelectorAll("[data-testid=depth-row]")];
+          return rows.every((r) => {
+            const btn = r.querySelector("[data-testid=depth-price]");
+            const mine = r.querySelector("[data-testid=depth-mine]").textContent;
+            const here = working && btn && r.dataset.side === "bid"
+              && Number(btn.dataset.price) === price;
+            return here ? mine === "1" : mine === "";
+          });
+        }""",
+        arg=[rb, mine_price],
+    )
 
     # --- cancel all
     d.tid("cancel-all").click()
     expect(d.orders(rb, "3")).to_have_count(0)
-    expect(d.orders(rb, "5")).to_have_count(3)
+    expect(d.orders(rb, "5")).not_to_have_count(0)
     expect(d.tid("cancel-all")).to_be_disabled()
 
     # --- a broker rejection stays visible as a row with CTP's reason
@@ -577,6 +602,7 @@ def test_desktop_terminal(desktop: Demo) -> None:
     d.tid("lang-button").click()
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(d.tid("tab-orders")).to_contain_text("委托")
+    expect(d.tid("md-state")).to_contain_text("接收行情中")
     expect(submit).to_have_text(re.compile("^(买|卖)"))
     expect(rejected.locator("[data-field=status]")).to_have_text("已拒绝")
     expect(rejected.locator("[data-field=message]")).to_have_text(ctp_message or "")
