@@ -93,12 +93,13 @@
   const QUERY_TIMEOUT_MS = 20000;
   const QUERY_RETRY_MS = 1000;
   const REFRESH_DEBOUNCE_MS = 300;
-  const SERIES_MAX = 1200;
   const LOG_MAX = 600;
   const ENVELOPE_KEYS = new Set(["MsgType", "RspInfo", "RequestID", "IsLast", "Request", "Detail"]);
 
   // ------------------------------------------------------------------ helpers
   const $ = (id) => document.getElementById(id);
+  const I18N = window.webctpI18n;
+  const T = (key, vars) => I18N.t(key, vars);
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     if (attrs) {
@@ -153,9 +154,15 @@
     const n = p / tick;
     return Math.abs(n - Math.round(n)) < 1e-6;
   }
+  /** Every time on the page is exchange time (Beijing, UTC+8), like CTP's InsertTime/TradeTime. */
+  const EXCHANGE_OFFSET_S = 8 * 3600;
+  function exchangeNowSec() {
+    return Math.floor(Date.now() / 1000) + EXCHANGE_OFFSET_S;
+  }
   function nowText() {
-    const d = new Date();
-    return d.toTimeString().slice(0, 8);
+    const s = exchangeNowSec() % 86400;
+    const p = (n) => String(n).padStart(2, "0");
+    return `${p(Math.floor(s / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
   }
   function storageGet(key) {
     try { return window.localStorage.getItem(key); } catch (e) { return null; }
@@ -179,6 +186,14 @@
     const price = o.OrderPriceType === "1" ? "market" : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
     return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price}`.replace(/\s+/g, " ").trim();
   }
+  /** "Buy close today" (English, as the tests and logs use) or "买平今" (Chinese). */
+  function sideWords(dir, off) {
+    if (I18N.lang === "zh") {
+      const o = { "0": "open_off", "1": "close_off", "3": "close_today", "4": "close_yd" }[off];
+      return `${T(dir === "0" ? "buy" : "sell")}${o ? T(o) : OFFSET[off] || off}`;
+    }
+    return `${DIRECTION[dir] || dir} ${String(OFFSET[off] || off).toLowerCase()}`;
+  }
   function orderTypeOf(o) {
     if (o.OrderPriceType === "1") return "Market";
     if (o.TimeCondition === "1") return o.VolumeCondition === "3" ? "FOK" : "FAK";
@@ -186,8 +201,8 @@
     return "Other";
   }
   function statusWords(o) {
-    if (o.OrderStatus === "5" && o.OrderSubmitStatus === "4") return "Rejected";
-    return ORDER_STATUS[o.OrderStatus] || `status ${o.OrderStatus}`;
+    if (o.OrderStatus === "5" && o.OrderSubmitStatus === "4") return T("st_rejected");
+    return ORDER_STATUS[o.OrderStatus] ? T(`st_${o.OrderStatus}`) : `status ${o.OrderStatus}`;
   }
   function statusClass(o) {
     if (o.OrderStatus === "5" && o.OrderSubmitStatus === "4") return "rejected";
@@ -205,7 +220,6 @@
     instruments: new Map(), // InstrumentID -> Instrument
     instrumentsLoaded: false,
     ticks: new Map(), // InstrumentID -> latest DepthMarketData
-    series: new Map(), // InstrumentID -> [{p, time}]
     quoteRows: new Map(), // InstrumentID -> {tr, cells}
     subscribed: new Set(), // confirmed by RspSubMarketData
     subPending: new Set(),
@@ -218,6 +232,8 @@
     accountAt: "",
     seq: 0,
     cancelPending: new Set(),
+    modifying: null, // key of the order the ticket modifies
+    replacing: new Map(), // key of an order being cancelled -> the order that replaces it
   };
 
   // ------------------------------------------------------------------ log and toasts
@@ -232,7 +248,7 @@
   }
 
   const toastBox = $("toasts");
-  const TOAST_MAX = 5;
+  const TOAST_MAX = 3; // older messages stay in the Log
   /** Show a message to the user; identical messages within a few seconds are merged. */
   function toast(kind, title, detail) {
     const key = `${kind}|${title}|${detail || ""}`;
@@ -311,14 +327,56 @@
 
   // ------------------------------------------------------------------ link state badges
   const linkBadge = { td: $("td-state"), md: $("md-state") };
+  /** Link-state phrases in Chinese (what follows a known beginning, e.g. a reason, stays). */
+  const LINK_ZH = [
+    ["gateway unreachable, retrying in", "网关不可达，"], ["connected, logging in", "已连接，登录中"],
+    ["connecting to the broker", "正在连接经纪商"], ["connecting", "连接中"], ["logging in", "登录中"],
+    ["logged in as", "已登录"], ["receiving quotes", "接收行情中"], ["offline", "离线"],
+    ["broker link down", "经纪商连接中断"], ["broker link back, logging in again", "经纪商连接恢复，重新登录中"],
+    ["broker link up, not logged in", "经纪商已连接，未登录"], ["broker link up", "经纪商已连接"],
+    ["re-logging in", "重新登录中"], ["login failed", "登录失败"], ["disconnected", "已断开"],
+    ["not served", "未提供"],
+  ];
+  function linkWords(text) {
+    if (I18N.lang !== "zh") return text;
+    if (text.startsWith("gateway unreachable")) return text.replace(/^gateway unreachable, retrying in (\d+) s/, (m, n) => T("retrying", { s: n }));
+    for (const [en, zh] of LINK_ZH) if (text.startsWith(en)) return zh + text.slice(en.length);
+    return text;
+  }
   function setLinkState(api, stateName, text) {
     const b = linkBadge[api];
+    const changed = b.dataset.state !== stateName;
     b.dataset.state = stateName;
-    b.textContent = `${api}: ${text}`;
-    b.title = `${api}: ${text}`;
+    b.dataset.text = text;
+    b.textContent = `${api}: ${linkWords(text)}`;
+    b.title = b.textContent;
+    if (changed) {
+      if (stateName === "ready") staleSince[api] = null;
+      else if (staleSince[api] === null) staleSince[api] = nowText();
+    }
+    updateStale();
     if (api === "td") {
       updateTicketEnabled();
       scheduleRender();
+    }
+  }
+  /** While a link is down after login, what it feeds is marked stale (and says since when). */
+  const staleSince = { td: null, md: null };
+  function updateStale() {
+    // Only data shown from an earlier connection can go stale (nothing is shown before login).
+    const down = {
+      td: !!state.creds && !!state.login && linkBadge.td.dataset.state !== "ready",
+      md: !!state.creds && md.everReady && linkBadge.md.dataset.state !== "ready",
+    };
+    for (const node of document.querySelectorAll("[data-stale-on]")) {
+      const apis = node.dataset.staleOn.split(" ");
+      const stale = apis.some((a) => down[a]);
+      node.classList.toggle("stale", stale);
+      node.dataset.stale = stale ? "true" : "false";
+      const since = apis.map((a) => (down[a] ? staleSince[a] : null)).filter(Boolean)[0];
+      for (const badge of node.querySelectorAll(".stale-badge")) {
+        badge.title = since ? `since ${since}` : "";
+      }
     }
   }
 
@@ -347,6 +405,7 @@
     }
     open() {
       clearTimeout(this.retryTimer);
+      clearInterval(this.countdownTimer);
       setLinkState(this.api, "connecting", "connecting…");
       let ws;
       try {
@@ -396,13 +455,25 @@
     scheduleReconnect() {
       const delay = this.retryDelay;
       this.retryDelay = Math.min(this.retryDelay * 2, 30000);
-      setLinkState(this.api, "disconnected", `gateway unreachable, retrying in ${Math.round(delay / 1000)} s`);
+      const at = Date.now() + delay;
+      const show = () => {
+        const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+        setLinkState(this.api, "disconnected", `gateway unreachable, retrying in ${left} s`);
+        linkBadge[this.api].dataset.retry = String(left);
+      };
+      show();
+      clearInterval(this.countdownTimer);
+      this.countdownTimer = setInterval(show, 1000); // "retrying in 3 s, 2 s, 1 s"
       clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => { if (this.wanted && !this.ws) this.open(); }, delay);
+      this.retryTimer = setTimeout(() => {
+        clearInterval(this.countdownTimer);
+        if (this.wanted && !this.ws) this.open();
+      }, delay);
     }
     close() {
       this.wanted = false;
       clearTimeout(this.retryTimer);
+      clearInterval(this.countdownTimer);
       const ws = this.ws;
       this.ws = null;
       if (ws) ws.close(1000, "logout");
@@ -633,9 +704,11 @@
     state.subPending.clear();
     state.autoSubscribed.clear();
     state.cancelPending.clear();
+    state.replacing.clear();
+    if (state.modifying) stopModify();
+    md.everReady = false;
     for (const id of [...state.quoteRows.keys()]) removeQuoteRow(id);
     state.ticks.clear();
-    state.series.clear();
     selectInstrument(null);
     $("login-form").hidden = false;
     $("session-bar").hidden = true;
@@ -643,6 +716,7 @@
     $("logout-button").disabled = false;
     renderAccount();
     scheduleRender();
+    updateStale();
   }
 
   function onTdLogin(msg) {
@@ -701,6 +775,7 @@
     }
     state.subscribed.clear();
     state.subPending.clear();
+    chart.loaded = null; // bars again from the gateway on the next tick
     if (wanted.size) subscribe([...wanted]);
   }
 
@@ -773,12 +848,20 @@
         return;
       case "RspOrderInsert":
       case "ErrRtnOrderInsert":
-        return; // shown by reportError
+        // Shown by reportError; a broker rejection has no RtnOrder, so it gets a row here.
+        if (errorOf(msg)) addRejectedOrder(msg, pending);
+        return;
       case "RspOrderAction":
       case "ErrRtnOrderAction":
         state.cancelPending.clear();
+        if (errorOf(msg) && state.replacing.size) {
+          state.replacing.clear();
+          toast("warn", "Modify abandoned", "the cancel was refused, so no replacement was sent");
+        }
         scheduleRender();
         return;
+      case "Bars":
+        return; // answered through the pending request (loadBars)
       case "RtnDepthMarketData":
         if (msg.DepthMarketData) onDepth(msg.DepthMarketData);
         return;
@@ -885,6 +968,25 @@
   }
 
   // ------------------------------------------------------------------ orders and trades
+  /** An order the broker refused (RspOrderInsert/ErrRtnOrderInsert, no RtnOrder): a row with
+   * status Rejected and CTP's message, so it stays visible with its reason. */
+  function addRejectedOrder(msg, pending) {
+    const err = errorOf(msg);
+    const input = msg.InputOrder || (pending && pending.order) || null;
+    if (!input || !input.InstrumentID) return;
+    const ref = (input.OrderRef || "").trim();
+    const key = `rejected:${ref || msg.RequestID || ++state.seq}`;
+    if (state.orders.has(key)) return; // RspOrderInsert and ErrRtnOrderInsert of the same order
+    const l = state.login || {};
+    const o = Object.assign({}, input, {
+      FrontID: l.FrontID, SessionID: l.SessionID, OrderRef: ref, OrderSysID: "",
+      OrderStatus: "5", OrderSubmitStatus: "4", VolumeTraded: 0, VolumeTotal: 0,
+      InsertTime: nowText(), StatusMsg: `${String(err.ErrorMsg || "").trim()} (ErrorID ${err.ErrorID})`,
+      _seq: ++state.seq, _local: true,
+    });
+    state.orders.set(key, o);
+    scheduleRender();
+  }
   function orderKey(o) {
     return `${o.FrontID}:${o.SessionID}:${o.OrderRef}`;
   }
@@ -901,6 +1003,12 @@
     }
     state.orders.set(key, o);
     if (o.OrderStatus !== (old && old.OrderStatus)) state.cancelPending.delete(key);
+    if (state.replacing.has(key) && FINAL.has(o.OrderStatus)) {
+      const next = state.replacing.get(key);
+      state.replacing.delete(key);
+      if (o.OrderStatus === "5") sendOrder(next, "modify");
+      else toast("warn", "Not modified", `${describeOrderFields(o)} finished (${statusWords(o)}) before it could be cancelled`);
+    }
     if (push) {
       const rejected = o.OrderStatus === "5" && o.OrderSubmitStatus === "4";
       const wasRejected = old && old.OrderStatus === "5" && old.OrderSubmitStatus === "4";
@@ -990,29 +1098,55 @@
     if (state.creds) storageSet(`webctp.subs.${state.creds.UserID}`, [...state.quoteRows.keys()].join(","));
   }
 
-  const QUOTE_FIELDS = ["last", "change", "pct", "bid", "bidvol", "ask", "askvol", "volume", "oi", "time"];
+  const QUOTE_FIELDS = ["last", "change", "pct", "bid", "bidvol", "ask", "askvol", "open", "high", "low",
+    "volume", "oi", "upper", "lower", "presettle", "time"];
+  const WIDE_ONLY = new Set(["bidvol", "askvol", "open", "high", "low", "volume", "oi", "upper", "lower", "presettle", "time"]);
   function ensureQuoteRow(id) {
     if (state.quoteRows.has(id)) return state.quoteRows.get(id);
     const cells = {};
     const nameSpan = el("span", { class: "inst-name" });
-    const tr = el("tr", { "data-testid": "quote-row", "data-instrument": id, "data-subscribed": "false" },
-      el("td", { "data-field": "instrument" }, el("strong", { text: id }), nameSpan));
+    // A row is one keyboard stop: Enter or Space selects it (chart, depth, ticket).
+    const tr = el("tr", { "data-testid": "quote-row", "data-instrument": id, "data-subscribed": "false", tabindex: "0" },
+      el("th", { scope: "row", "data-field": "instrument", class: "row-head" }, el("strong", { text: id }), nameSpan));
+    const pxButtons = {};
     for (const f of QUOTE_FIELDS) {
-      const td_ = el("td", { class: f === "time" ? "" : "num", "data-field": f, text: "—" });
+      const cls = [f === "time" ? "" : "num", WIDE_ONLY.has(f) ? "wide-only" : "", f === "change" ? "phone-hide" : ""].join(" ").trim();
+      const td_ = el("td", { class: cls, "data-field": f });
       if (f === "bid" || f === "ask") {
-        td_.classList.add("px");
-        td_.title = f === "bid" ? "Sell at the bid" : "Buy at the ask";
+        const b = el("button", { type: "button", class: "px-btn", "data-testid": `quote-${f}`, text: "—", tabindex: "-1" });
+        pxButtons[f] = b;
+        td_.append(b);
+      } else {
+        td_.textContent = "—";
       }
       cells[f] = td_;
       tr.append(td_);
     }
-    const unsub = el("button", { type: "button", class: "btn link", "data-testid": "unsubscribe", title: `Unsubscribe ${id}`, text: "✕" });
+    const unsub = el("button", { type: "button", class: "btn link", "data-testid": "unsubscribe",
+      "aria-label": T("btn_unsub", { id }), title: T("btn_unsub", { id }), text: "✕", tabindex: "-1" });
     tr.append(el("td", null, unsub));
     unsub.addEventListener("click", (ev) => { ev.stopPropagation(); unsubscribe(id); });
-    cells.bid.addEventListener("click", (ev) => { ev.stopPropagation(); fillTicketFromQuote(id, "1"); });
-    cells.ask.addEventListener("click", (ev) => { ev.stopPropagation(); fillTicketFromQuote(id, "0"); });
+    pxButtons.bid.addEventListener("click", (ev) => { ev.stopPropagation(); selectInstrument(id); fillTicketFromQuote(id, "1"); });
+    pxButtons.ask.addEventListener("click", (ev) => { ev.stopPropagation(); selectInstrument(id); fillTicketFromQuote(id, "0"); });
     tr.addEventListener("click", () => { selectInstrument(id); fillTicketFromQuote(id, null); });
-    const row = { tr, cells, nameSpan };
+    tr.addEventListener("keydown", (ev) => {
+      if (ev.target !== tr) return;
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        selectInstrument(id);
+        fillTicketFromQuote(id, null);
+      } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+        ev.preventDefault();
+        const next = ev.key === "ArrowDown" ? tr.nextElementSibling : tr.previousElementSibling;
+        if (next) next.focus();
+      } else if (ev.key === "b" || ev.key === "s") {
+        selectInstrument(id);
+        fillTicketFromQuote(id, ev.key === "b" ? "0" : "1");
+      } else if (ev.key === "Delete") {
+        unsubscribe(id);
+      }
+    });
+    const row = { tr, cells, nameSpan, pxButtons };
     state.quoteRows.set(id, row);
     insertSorted($("quotes-body"), tr, id);
     setQuoteName(row, id);
@@ -1020,7 +1154,14 @@
     if (!state.selected) selectInstrument(id);
     const d = state.ticks.get(id);
     if (d) updateQuoteRow(row, d, null);
+    updatePxTitles(row);
     return row;
+  }
+  function updatePxTitles(row) {
+    row.pxButtons.bid.title = T("sell_at_bid");
+    row.pxButtons.ask.title = T("buy_at_ask");
+    row.pxButtons.bid.setAttribute("aria-label", `${T("sell_at_bid")} ${row.pxButtons.bid.textContent}`);
+    row.pxButtons.ask.setAttribute("aria-label", `${T("buy_at_ask")} ${row.pxButtons.ask.textContent}`);
   }
   function insertSorted(tbody, tr, id) {
     for (const other of tbody.children) {
@@ -1044,7 +1185,6 @@
     state.quoteRows.delete(id);
     state.subscribed.delete(id);
     state.subPending.delete(id);
-    state.series.delete(id);
     $("quotes-empty").hidden = state.quoteRows.size > 0;
     if (state.selected === id) {
       const next = state.quoteRows.keys().next();
@@ -1055,7 +1195,7 @@
     const id = d.InstrumentID;
     const c = row.cells;
     const set = (f, text, cls) => {
-      const cell = c[f];
+      const cell = f === "bid" || f === "ask" ? row.pxButtons[f] : c[f];
       if (cell.textContent !== text) cell.textContent = text;
       if (cls !== undefined) {
         cell.classList.toggle("up", cls === "up");
@@ -1075,11 +1215,19 @@
     set("askvol", validPrice(d.AskPrice1) ? fmtInt(d.AskVolume1) : "—");
     set("volume", fmtInt(d.Volume));
     set("oi", fmtInt(d.OpenInterest));
+    const vs = (x) => (validPrice(x) && validPrice(base) ? signClass(x - base) : "");
+    set("open", fmtPrice(d.OpenPrice, id), vs(d.OpenPrice));
+    set("high", fmtPrice(d.HighestPrice, id), vs(d.HighestPrice));
+    set("low", fmtPrice(d.LowestPrice, id), vs(d.LowestPrice));
+    set("upper", fmtPrice(d.UpperLimitPrice, id));
+    set("lower", fmtPrice(d.LowerLimitPrice, id));
+    set("presettle", fmtPrice(d.PreSettlementPrice, id));
     set("time", d.UpdateTime ? `${d.UpdateTime}.${String(d.UpdateMillisec || 0).padStart(3, "0")}` : "—");
     row.tr.dataset.last = hasLast ? String(d.LastPrice) : "";
     row.tr.dataset.bid = validPrice(d.BidPrice1) ? String(d.BidPrice1) : "";
     row.tr.dataset.ask = validPrice(d.AskPrice1) ? String(d.AskPrice1) : "";
     row.tr.dataset.time = c.time.textContent;
+    updatePxTitles(row);
     if (prev && hasLast && validPrice(prev.LastPrice) && prev.LastPrice !== d.LastPrice) {
       const cls = d.LastPrice > prev.LastPrice ? "flash-up" : "flash-down";
       c.last.classList.remove("flash-up", "flash-down");
@@ -1094,13 +1242,11 @@
     const row = state.quoteRows.get(id);
     if (!row) return; // a tick in flight after an unsubscribe
     updateQuoteRow(row, d, prev);
-    if (validPrice(d.LastPrice)) {
-      let s = state.series.get(id);
-      if (!s) state.series.set(id, (s = []));
-      s.push({ p: d.LastPrice, time: d.UpdateTime || "" });
-      if (s.length > SERIES_MAX) s.splice(0, s.length - SERIES_MAX);
+    if (id === state.selected) {
+      if (!chart.loaded && chart.instrument === id) loadBars(); // the first tick: the gateway has bars now
+      else chartTick(d);
+      renderDepth();
     }
-    if (id === state.selected) scheduleChart();
     if (hasPosition(id)) scheduleRender();
     if (ticketInstrument() === id && (!prev || prev.UpperLimitPrice !== d.UpperLimitPrice || prev.LowerLimitPrice !== d.LowerLimitPrice)) {
       updateTicketLimits();
@@ -1195,7 +1341,8 @@
       let a = map.get(key);
       if (!a) {
         a = { InstrumentID: r.InstrumentID, ExchangeID: r.ExchangeID, PosiDirection: r.PosiDirection, Position: 0, Today: 0,
-          PositionCost: 0, OpenCost: 0, UseMargin: 0, PositionProfit: 0, LongFrozen: 0, ShortFrozen: 0 };
+          PositionCost: 0, OpenCost: 0, UseMargin: 0, PositionProfit: 0, LongFrozen: 0, ShortFrozen: 0,
+          TodayClosable: 0, YdClosable: 0 };
         map.set(key, a);
       }
       a.Position += r.Position || 0;
@@ -1206,6 +1353,10 @@
       a.PositionProfit += r.PositionProfit || 0;
       a.LongFrozen += r.LongFrozen || 0;
       a.ShortFrozen += r.ShortFrozen || 0;
+      // SHFE/INE send a today row (PositionDate 1) and a history row (2), each with its frozen lots.
+      const free = (r.Position || 0) - ((r.PosiDirection === "3" ? r.LongFrozen : r.ShortFrozen) || 0);
+      if (r.PositionDate === "2") a.YdClosable += Math.max(0, free);
+      else a.TodayClosable += Math.max(0, free);
     }
     return [...map.values()].filter((a) => a.Position > 0)
       .sort((x, y) => x.InstrumentID.localeCompare(y.InstrumentID, "en", { numeric: true }) || x.PosiDirection.localeCompare(y.PosiDirection));
@@ -1230,9 +1381,16 @@
       // Pending close orders freeze volume on the opposite side: sells close a long position.
       const closable = a.Position - (long ? a.ShortFrozen : a.LongFrozen);
       const side = POSI_DIRECTION[a.PosiDirection] || a.PosiDirection;
+      const sideKey = a.PosiDirection === "3" ? "short" : a.PosiDirection === "2" ? "long" : "net";
+      const closeBtn = el("button", { type: "button", class: "btn small", "data-testid": "position-close", text: T("btn_close"),
+        disabled: !td.ready || closable <= 0, "aria-label": `${T("btn_close")} ${a.InstrumentID} ${T(sideKey)}` });
+      const revBtn = el("button", { type: "button", class: "btn small", "data-testid": "position-reverse", text: T("btn_reverse"),
+        disabled: !td.ready || closable < a.Position, "aria-label": `${T("btn_reverse")} ${a.InstrumentID} ${T(sideKey)}` });
+      closeBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], false); });
+      revBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], true); });
       const tr = el("tr", { "data-testid": "position-row", "data-instrument": a.InstrumentID, "data-direction": side.toLowerCase(), "data-position": String(a.Position) },
-        el("td", null, el("strong", { text: a.InstrumentID })),
-        el("td", { class: long ? "side-buy" : "side-sell", "data-field": "side", text: side }),
+        el("th", { scope: "row" }, el("strong", { text: a.InstrumentID })),
+        el("td", { class: long ? "side-buy" : "side-sell", "data-field": "side", text: T(sideKey) }),
         el("td", { class: "num", "data-field": "position", text: fmtInt(a.Position) }),
         el("td", { class: "num", "data-field": "today", text: fmtInt(a.Today) }),
         el("td", { class: "num", "data-field": "yesterday", text: fmtInt(a.Position - a.Today) }),
@@ -1240,7 +1398,8 @@
         el("td", { class: "num", "data-field": "avg", text: isFinite(avg) ? avg.toFixed(priceDecimals(a.InstrumentID) + 1) : "—" }),
         el("td", { class: `num ${signClass(pnl)}`, "data-field": "pnl", text: fmtMoney(pnl),
           title: last === null ? "as last queried (no quote)" : `at last price ${fmtPrice(last, a.InstrumentID)}` }),
-        el("td", { class: "num", "data-field": "margin", text: fmtMoney(a.UseMargin) }));
+        el("td", { class: "num", "data-field": "margin", text: fmtMoney(a.UseMargin) }),
+        el("td", null, el("div", { class: "actions-cell" }, closeBtn, revBtn)));
       tr.addEventListener("click", () => {
         setTicketInstrument(a.InstrumentID);
         setTicketSide(long ? "1" : "0");
@@ -1252,12 +1411,65 @@
       body.append(tr);
     }
     $("positions-count").textContent = rows.length ? String(rows.length) : "";
-    const live = $("account-live-pnl");
-    live.textContent = state.login ? fmtMoney(livePnl) : "—";
-    live.classList.toggle("up", !!state.login && livePnl > 0);
-    live.classList.toggle("down", !!state.login && livePnl < 0);
+    $("close-all").disabled = !td.ready || !rows.length;
+    state.livePnl = livePnl;
+    renderAccount();
     updatePositionHint();
   }
+
+  /** Orders that close aggregated position lines at the opposite best price (a marketable
+   * limit order); SHFE/INE: today's lots with Close today, yesterday's with Close. With
+   * ``reverse`` the same volume is opened on the other side too. */
+  function closeOrdersFor(a, reverse) {
+    const id = a.InstrumentID;
+    const info = instrumentInfo(id);
+    const ex = info ? info.ExchangeID : a.ExchangeID;
+    const d = state.ticks.get(id);
+    const long = a.PosiDirection !== "3";
+    const dir = long ? "1" : "0";
+    const need = a.TodayClosable + a.YdClosable + (reverse ? a.Position : 0);
+    const price = d ? throughBook(d, long ? "Bid" : "Ask", need) : null;
+    if (!validPrice(price)) {
+      toast("error", `Not closed: ${id}`, "no quote for it yet (subscribe it first)");
+      return [];
+    }
+    const orders = [];
+    const make = (offset, vol) => { if (vol > 0) orders.push(buildOrder({ id, dir, offset, type: "limit", price, vol })); };
+    if (CLOSE_TODAY_EXCHANGES.has(ex)) {
+      make("3", a.TodayClosable);
+      make("1", a.YdClosable);
+    } else {
+      make("1", a.TodayClosable + a.YdClosable);
+    }
+    if (reverse && orders.length) make("0", a.Position);
+    return orders;
+  }
+  /** A limit price that fills ``need`` lots against the visible book (the level where the
+   * volume is reached; beyond five levels the day's limit price). It trades at book prices. */
+  function throughBook(d, side, need) {
+    let got = 0;
+    for (let n = 1; n <= 5; n++) {
+      const p = d[`${side}Price${n}`];
+      if (!validPrice(p)) break;
+      got += d[`${side}Volume${n}`] || 0;
+      if (got >= need) return p;
+    }
+    const limit = side === "Bid" ? d.LowerLimitPrice : d.UpperLimitPrice;
+    return validPrice(limit) ? limit : side === "Bid" ? d.BidPrice1 : d.AskPrice1;
+  }
+  function closePositions(list, reverse) {
+    if (!td.ready) return;
+    if (!md.ready) {
+      // The prices would come from a stale book.
+      toast("error", "Not sent", "quotes are stale while the md link is down; use the ticket with your own price");
+      return;
+    }
+    const orders = list.flatMap((a) => closeOrdersFor(a, reverse));
+    placeOrders(orders, reverse ? "reverse" : "close");
+  }
+  $("close-all").addEventListener("click", () => closePositions(aggregatePositions(), false));
+  /** Queried figures, with equity, available, position P/L and risk moved by live prices between
+   * queries: equity = queried Balance - queried PositionProfit + live position P/L. */
   function renderAccount() {
     const a = state.account;
     const set = (id, v, signed) => {
@@ -1268,16 +1480,23 @@
         node.classList.toggle("down", !!a && v < 0);
       }
     };
+    const live = a && state.login ? state.livePnl || 0 : 0;
+    const shift = a ? live - (a.PositionProfit || 0) : 0;
+    const equity = a ? a.Balance + shift : 0;
+    set("account-equity", equity);
+    set("account-available", a && a.Available + shift);
+    set("account-live-pnl", live, true);
     set("account-balance", a && a.Balance);
-    set("account-available", a && a.Available);
     set("account-margin", a && a.CurrMargin);
     set("account-frozen", a && (a.FrozenMargin || 0) + (a.FrozenCash || 0) + (a.FrozenCommission || 0));
     set("account-close-profit", a && a.CloseProfit, true);
-    set("account-position-profit", a && a.PositionProfit, true);
     set("account-commission", a && a.Commission);
     set("account-prebalance", a && a.PreBalance);
-    if (!a) $("account-id").textContent = "";
-    $("account-asof").textContent = a && state.accountAt ? `as of ${state.accountAt}` : "";
+    const risk = $("account-risk");
+    const ratio = a && equity > 0 ? (a.CurrMargin / equity) * 100 : null;
+    risk.textContent = ratio === null ? "—" : `${ratio.toFixed(2)}%`;
+    risk.classList.toggle("high", ratio !== null && ratio >= 80);
+    $("account-asof").textContent = a && state.accountAt ? `${T("live")} · ${T("asof", { t: state.accountAt })}` : "";
   }
 
   function renderOrders() {
@@ -1295,8 +1514,13 @@
       let cancel = null;
       if (isWorking) {
         const pendingCancel = state.cancelPending.has(key);
-        cancel = el("button", { type: "button", class: "btn small danger", "data-testid": "cancel-order", disabled: pendingCancel || !td.ready, text: pendingCancel ? "Cancelling…" : "Cancel" });
-        cancel.addEventListener("click", () => cancelOrder(key));
+        const c = el("button", { type: "button", class: "btn small danger", "data-testid": "cancel-order", disabled: pendingCancel || !td.ready,
+          text: pendingCancel ? T("btn_cancelling") : T("btn_cancel"), "aria-label": `${T("btn_cancel")} ${describeOrderFields(o)}` });
+        c.addEventListener("click", () => cancelOrder(key));
+        const m = el("button", { type: "button", class: "btn small", "data-testid": "modify-order", disabled: pendingCancel || !td.ready || o.OrderPriceType === "1",
+          text: T("btn_modify"), "aria-label": `${T("btn_modify")} ${describeOrderFields(o)}` });
+        m.addEventListener("click", () => startModify(key));
+        cancel = el("div", { class: "actions-cell" }, c, m);
       }
       const off = OFFSET[(o.CombOffsetFlag || "")[0]] || o.CombOffsetFlag;
       const msgText = o.StatusMsg || "";
@@ -1307,12 +1531,13 @@
         el("td", null, cancel),
         el("td", { text: o.InsertTime || "" }),
         el("td", null, el("strong", { text: o.InstrumentID })),
-        el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: `${DIRECTION[o.Direction] || o.Direction} ${String(off).toLowerCase()}` }),
+        el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: sideWords(o.Direction, (o.CombOffsetFlag || "")[0]) }),
         el("td", { class: "num", text: o.OrderPriceType === "1" ? "market" : fmtPrice(o.LimitPrice, o.InstrumentID) }),
         el("td", { class: "num", "data-field": "filled", text: `${o.VolumeTraded}/${o.VolumeTotalOriginal}` }),
         el("td", { text: orderTypeOf(o) }),
         el("td", { "data-field": "status" }, el("span", { class: `status ${cls}`, text: words })),
         el("td", { class: `msg${cls === "rejected" ? " bad" : ""}`, "data-field": "message", text: msgText, title: msgText }));
+      if (o._local) tr.dataset.local = "true";
       tr.addEventListener("click", (ev) => {
         if (ev.target.closest("button")) return;
         setTicketInstrument(o.InstrumentID);
@@ -1320,6 +1545,8 @@
       body.append(tr);
     }
     $("orders-count").textContent = state.orders.size ? `${working}/${state.orders.size}` : "";
+    updateTicketEnabled();
+    renderDepth();
   }
   function renderTrades() {
     const body = $("trades-body");
@@ -1330,7 +1557,7 @@
         el("td", { text: t.TradeTime || "" }),
         el("td", null, el("strong", { text: t.InstrumentID })),
         el("td", { class: t.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side",
-          text: `${DIRECTION[t.Direction] || t.Direction} ${String(OFFSET[t.OffsetFlag] || t.OffsetFlag).toLowerCase()}` }),
+          text: sideWords(t.Direction, t.OffsetFlag) }),
         el("td", { class: "num", "data-field": "price", text: fmtPrice(t.Price, t.InstrumentID) }),
         el("td", { class: "num", "data-field": "volume", text: String(t.Volume) }),
         el("td", { text: (t.TradeID || "").trim() }),
@@ -1339,6 +1566,12 @@
     $("trades-count").textContent = list.length ? String(list.length) : "";
   }
   $("orders-working-only").addEventListener("change", () => scheduleRender());
+  $("cancel-all").addEventListener("click", async () => {
+    const keys = [...state.orders.entries()].filter(([k, o]) => WORKING.has(o.OrderStatus) && !state.cancelPending.has(k)).map(([k]) => k);
+    if (!keys.length) return;
+    if (!(await confirmOrders(keys.map((k) => `cancel ${describeOrderFields(state.orders.get(k))}`)))) return;
+    for (const k of keys) cancelOrder(k);
+  });
 
   let renderQueued = false;
   function scheduleRender() {
@@ -1353,152 +1586,313 @@
   }
 
   // ------------------------------------------------------------------ tabs
-  for (const tabs of document.querySelectorAll(".tabs-panel")) {
-    tabs.addEventListener("click", (ev) => {
-      const btn = ev.target.closest(".tab");
-      if (!btn) return;
-      for (const b of tabs.querySelectorAll(".tab")) {
-        b.classList.toggle("active", b === btn);
-        b.setAttribute("aria-selected", b === btn ? "true" : "false");
-      }
-      for (const pane of tabs.querySelectorAll(".tab-body")) pane.hidden = pane.dataset.pane !== btn.dataset.tab;
-      if (btn.dataset.tab === "instruments") renderInstruments();
-    });
-  }
-
-  // ------------------------------------------------------------------ chart
-  const canvas = $("chart");
-  let chartQueued = false;
-  function selectInstrument(id) {
-    state.selected = id;
-    for (const [rid, row] of state.quoteRows) row.tr.classList.toggle("selected", rid === id);
-    $("chart-instrument").textContent = id || "";
-    scheduleChart();
-  }
-  function scheduleChart() {
-    if (chartQueued) return;
-    chartQueued = true;
-    requestAnimationFrame(() => { chartQueued = false; drawChart(); });
-  }
-  function drawChart() {
-    const dpr = window.devicePixelRatio || 1;
-    const w = canvas.clientWidth;
-    const h = canvas.clientHeight;
-    if (!w || !h) return;
-    if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
-      canvas.width = Math.round(w * dpr);
-      canvas.height = Math.round(h * dpr);
+  /* WAI-ARIA tabs: one tab stop per tab list (roving tabindex), arrows/Home/End move and select. */
+  function selectTab(btn, focus) {
+    const list = btn.closest("[role=tablist]");
+    for (const b of list.querySelectorAll("[role=tab]")) {
+      const on = b === btn;
+      b.classList.toggle("active", on);
+      b.setAttribute("aria-selected", on ? "true" : "false");
+      b.tabIndex = on ? 0 : -1;
     }
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    const css = getComputedStyle(document.documentElement);
-    const col = (name) => css.getPropertyValue(name).trim();
-    const id = state.selected;
-    const all = id ? state.series.get(id) || [] : [];
-    const padL = 10, padR = 70, padT = 10, padB = 20;
-    const plotW = w - padL - padR, plotH = h - padT - padB;
-    const maxPts = Math.max(2, Math.floor(plotW / 2));
-    const pts = all.slice(-maxPts);
-    canvas.dataset.points = String(pts.length);
-    canvas.dataset.instrument = id || "";
-    ctx.font = `11px ${col("--mono")}`;
-    if (pts.length === 0) {
-      ctx.fillStyle = col("--muted");
-      ctx.textAlign = "center";
-      ctx.textBaseline = "middle";
-      ctx.fillText(id ? `waiting for ticks of ${id}…` : "subscribe an instrument and select it to see its price chart", w / 2, h / 2);
-      $("chart-legend").textContent = "";
+    if (focus) btn.focus();
+    if (btn.dataset.mtab) {
+      showMobilePage(btn.dataset.mtab);
       return;
     }
-    const tick = (instrumentInfo(id) || {}).PriceTick || 0;
-    const d = state.ticks.get(id);
-    let lo = Infinity, hi = -Infinity;
-    for (const p of pts) { lo = Math.min(lo, p.p); hi = Math.max(hi, p.p); }
-    if (d && validPrice(d.BidPrice1)) lo = Math.min(lo, d.BidPrice1);
-    if (d && validPrice(d.AskPrice1)) hi = Math.max(hi, d.AskPrice1);
-    const minSpan = Math.max((tick || Math.abs(hi) * 1e-4 || 1) * 4, 1e-9);
-    if (hi - lo < minSpan) { const mid = (hi + lo) / 2; lo = mid - minSpan / 2; hi = mid + minSpan / 2; }
-    const pad = (hi - lo) * 0.08;
-    lo -= pad; hi += pad;
-    const x = (i) => padL + (pts.length === 1 ? plotW : (i / (pts.length - 1)) * plotW);
-    const y = (p) => padT + (1 - (p - lo) / (hi - lo)) * plotH;
-    const dec = decimalsOf(tick);
-    // grid + price labels
-    ctx.strokeStyle = col("--line");
-    ctx.fillStyle = col("--muted");
-    ctx.lineWidth = 1;
-    ctx.textAlign = "left";
-    ctx.textBaseline = "middle";
-    // Grid on round prices: a 1/2/5 x 10^n step, a whole number of ticks, about 4 lines.
-    const tagY = y(pts[pts.length - 1].p);
-    const raw = (hi - lo) / 4;
-    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
-    let step = [1, 2, 5, 10].map((m) => m * mag).find((v) => v >= raw) || 10 * mag;
-    if (tick) step = Math.max(tick, Math.round(step / tick) * tick);
-    for (let p = Math.ceil(lo / step) * step; p <= hi; p += step) {
-      const yy = Math.round(y(p)) + 0.5;
-      ctx.beginPath(); ctx.moveTo(padL, yy); ctx.lineTo(padL + plotW, yy); ctx.stroke();
-      if (Math.abs(yy - tagY) > 14) ctx.fillText(p.toFixed(dec), padL + plotW + 6, yy); // not under the last-price tag
+    const panel = btn.closest(".tabs-panel");
+    for (const pane of panel.querySelectorAll(".tab-body")) pane.hidden = pane.dataset.pane !== btn.dataset.tab;
+    if (btn.dataset.tab === "instruments") renderInstruments();
+  }
+  for (const list of document.querySelectorAll("[role=tablist]")) {
+    list.addEventListener("click", (ev) => {
+      const btn = ev.target.closest("[role=tab]");
+      if (btn) selectTab(btn, false);
+    });
+    list.addEventListener("keydown", (ev) => {
+      const tabs = [...list.querySelectorAll("[role=tab]")];
+      const i = tabs.indexOf(document.activeElement);
+      if (i < 0) return;
+      let j = null;
+      if (ev.key === "ArrowRight") j = (i + 1) % tabs.length;
+      else if (ev.key === "ArrowLeft") j = (i - 1 + tabs.length) % tabs.length;
+      else if (ev.key === "Home") j = 0;
+      else if (ev.key === "End") j = tabs.length - 1;
+      if (j === null) return;
+      ev.preventDefault();
+      selectTab(tabs[j], true);
+    });
+  }
+  function tabById(id) {
+    const b = $(id);
+    if (b) selectTab(b, false);
+  }
+  /** Phone: one section at a time (bottom tab bar); desktop shows them all. */
+  function showMobilePage(page) {
+    document.body.dataset.mpage = page;
+    for (const b of document.querySelectorAll(".mtab")) {
+      const on = b.dataset.mtab === page;
+      b.setAttribute("aria-selected", on ? "true" : "false");
+      b.tabIndex = on ? 0 : -1;
     }
-    // time labels
-    ctx.textBaseline = "alphabetic";
-    ctx.textAlign = "left";
-    ctx.fillText(pts[0].time, padL, h - 5);
-    ctx.textAlign = "right";
-    ctx.fillText(pts[pts.length - 1].time, padL + plotW, h - 5);
-    // pre-settlement reference line
-    const base = d && validPrice(d.PreSettlementPrice) ? d.PreSettlementPrice : null;
-    if (base !== null && base > lo && base < hi) {
-      ctx.setLineDash([2, 4]);
-      ctx.strokeStyle = col("--muted");
-      ctx.beginPath(); ctx.moveTo(padL, y(base)); ctx.lineTo(padL + plotW, y(base)); ctx.stroke();
-      ctx.setLineDash([]);
-    }
-    // bid/ask band at the right edge
-    if (d && validPrice(d.BidPrice1) && validPrice(d.AskPrice1)) {
-      ctx.fillStyle = "rgba(61,139,253,.15)";
-      ctx.fillRect(padL + plotW - 6, y(d.AskPrice1), 6, Math.max(1, y(d.BidPrice1) - y(d.AskPrice1)));
-    }
-    // price line with a soft fill
-    ctx.beginPath();
-    pts.forEach((p, i) => (i ? ctx.lineTo(x(i), y(p.p)) : ctx.moveTo(x(i), y(p.p))));
-    const accent = col("--accent");
-    ctx.strokeStyle = accent;
-    ctx.lineWidth = 1.5;
-    ctx.stroke();
-    ctx.lineTo(x(pts.length - 1), padT + plotH);
-    ctx.lineTo(x(0), padT + plotH);
-    ctx.closePath();
-    const grad = ctx.createLinearGradient(0, padT, 0, padT + plotH);
-    grad.addColorStop(0, "rgba(61,139,253,.25)");
-    grad.addColorStop(1, "rgba(61,139,253,0)");
-    ctx.fillStyle = grad;
-    ctx.fill();
-    // last price tag
-    const last = pts[pts.length - 1].p;
-    const up = base === null ? true : last >= base;
-    const tagColor = base === null ? accent : up ? col("--up") : col("--down");
-    const ly = y(last);
-    ctx.setLineDash([4, 3]);
-    ctx.strokeStyle = tagColor;
-    ctx.lineWidth = 1;
-    ctx.beginPath(); ctx.moveTo(padL, ly); ctx.lineTo(padL + plotW, ly); ctx.stroke();
-    ctx.setLineDash([]);
-    ctx.fillStyle = tagColor;
-    ctx.fillRect(padL + plotW + 2, ly - 8, padR - 4, 16);
-    ctx.fillStyle = "#fff";
-    ctx.textAlign = "left";
-    ctx.textBaseline = "middle";
-    ctx.fillText(last.toFixed(dec), padL + plotW + 6, ly);
-    canvas.dataset.last = String(last);
-    const lastTick = d && validPrice(d.LastPrice) ? d : null;
-    $("chart-legend").textContent = lastTick
-      ? `last ${fmtPrice(last, id)} · bid ${fmtPrice(lastTick.BidPrice1, id)} · ask ${fmtPrice(lastTick.AskPrice1, id)} · ${pts.length} ticks`
+  }
+
+  // ------------------------------------------------------------------ language and settings
+  function setLanguage(lang) {
+    I18N.apply(lang);
+    storageSet("webctp.lang", lang);
+    const b = $("lang-button");
+    b.textContent = T("lang_switch");
+    b.setAttribute("aria-label", T("lang_switch_label"));
+    b.lang = lang === "zh" ? "en" : "zh";
+    updateTicketSummary();
+    describeChart();
+    for (const [api, b] of Object.entries(linkBadge)) b.textContent = `${api}: ${linkWords(b.dataset.text || "offline")}`;
+    for (const row of state.quoteRows.values()) updatePxTitles(row);
+    renderDepth();
+    scheduleRender();
+  }
+  $("lang-button").addEventListener("click", () => setLanguage(I18N.lang === "zh" ? "en" : "zh"));
+  $("confirm-orders").checked = storageGet("webctp.confirm") === "1";
+  $("confirm-orders").addEventListener("change", (ev) => storageSet("webctp.confirm", ev.target.checked ? "1" : "0"));
+
+  // ------------------------------------------------------------------ chart
+  /* Candles from the gateway's GetBars extension (history), continued live from the ticks with the
+     gateway's rule: the minute of the tick's UpdateTime, volume from the growth of the cumulative
+     Volume. Times are exchange-local wall time as naive epoch seconds, so the chart (which shows
+     UTC) shows exchange time. */
+  const PERIOD_S = { "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400 };
+  const chartBox = $("chart");
+  const chart = {
+    api: null, candles: null, volume: null, period: "1m", instrument: null,
+    bars: [], // [{time, open, high, low, close, volume}] of the shown instrument and period
+    loading: null, // instrument|period of the GetBars in flight
+    lastVolume: null, lastStamp: 0,
+  };
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+  function initChart() {
+    const LW = window.LightweightCharts;
+    if (!LW || chart.api) return;
+    chart.api = LW.createChart(chartBox, {
+      autoSize: true,
+      layout: { background: { color: cssVar("--panel") }, textColor: cssVar("--muted"), fontSize: 11,
+        attributionLogo: true },
+      grid: { vertLines: { color: "#222b35" }, horzLines: { color: "#222b35" } },
+      rightPriceScale: { borderColor: cssVar("--line") },
+      timeScale: { borderColor: cssVar("--line"), timeVisible: true, secondsVisible: false },
+      crosshair: { mode: LW.CrosshairMode.Normal },
+      localization: { locale: "en-GB" },
+    });
+    // Chinese convention: red candles rise, green fall.
+    chart.candles = chart.api.addSeries(LW.CandlestickSeries, {
+      upColor: cssVar("--up"), downColor: cssVar("--down"), borderVisible: false,
+      wickUpColor: cssVar("--up"), wickDownColor: cssVar("--down"),
+    });
+    chart.volume = chart.api.addSeries(LW.HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "vol" });
+    chart.api.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    chart.candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.25 } });
+    chart.api.subscribeCrosshairMove((param) => {
+      const bar = param && param.time !== undefined ? param.seriesData.get(chart.candles) : null;
+      showLegend(bar ? Object.assign({ time: param.time }, bar, { volume: (param.seriesData.get(chart.volume) || {}).value }) : null);
+    });
+  }
+  function fmtBarTime(t) {
+    const d = new Date(t * 1000);
+    const p = (n) => String(n).padStart(2, "0");
+    const day = `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())}`;
+    return chart.period === "1d" ? day : `${day} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}`;
+  }
+  function showLegend(bar) {
+    const id = chart.instrument;
+    const b = bar || chart.bars[chart.bars.length - 1];
+    $("chart-legend").textContent = b && id
+      ? `${fmtBarTime(b.time)} O ${fmtPrice(b.open, id)} H ${fmtPrice(b.high, id)} L ${fmtPrice(b.low, id)} C ${fmtPrice(b.close, id)} V ${fmtInt(b.volume || 0)}`
       : "";
   }
-  if (window.ResizeObserver) new ResizeObserver(() => scheduleChart()).observe(canvas);
-  else window.addEventListener("resize", scheduleChart);
+  function describeChart() {
+    const id = chart.instrument;
+    const n = chart.bars.length;
+    chartBox.dataset.bars = String(n);
+    chartBox.dataset.instrument = id || "";
+    chartBox.dataset.period = chart.period;
+    $("chart-empty").hidden = n > 0;
+    if (!id || !n) {
+      $("chart-summary").textContent = T("chart_alt_none");
+      return;
+    }
+    const last = chart.bars[n - 1];
+    let hi = -Infinity, lo = Infinity;
+    for (const b of chart.bars) { hi = Math.max(hi, b.high); lo = Math.min(lo, b.low); }
+    const text = T("chart_alt", { id, period: chart.period, n, close: fmtPrice(last.close, id), high: fmtPrice(hi, id), low: fmtPrice(lo, id) });
+    $("chart-summary").textContent = text;
+  }
+  function setChartData() {
+    if (!chart.api) return;
+    const up = cssVar("--up"), down = cssVar("--down");
+    chart.candles.setData(chart.bars.map((b) => ({ time: b.time, open: b.open, high: b.high, low: b.low, close: b.close })));
+    chart.volume.setData(chart.bars.map((b) => ({ time: b.time, value: b.volume,
+      color: b.close >= b.open ? up + "99" : down + "99" })));
+    const info = instrumentInfo(chart.instrument);
+    const tick = info ? info.PriceTick : 0.01;
+    chart.candles.applyOptions({ priceFormat: { type: "price", precision: decimalsOf(tick), minMove: tick } });
+    describeChart();
+    showLegend(null);
+  }
+  function loadBars() {
+    const id = chart.instrument;
+    if (!id || !md.ready) return;
+    const key = `${id}|${chart.period}`;
+    if (chart.loading === key) return;
+    chart.loading = key;
+    md.send({ MsgType: "GetBars", InstrumentID: id, Period: chart.period, Count: 1000 }, `Bars ${id}`, {
+      done: (res) => {
+        if (chart.loading === key) chart.loading = null;
+        if (!res.ok || `${chart.instrument}|${chart.period}` !== key) return;
+        const payload = res.rows[0] || {};
+        chart.bars = (payload.Bars || []).map((r) => ({ time: r[0], open: r[1], high: r[2], low: r[3], close: r[4], volume: r[5] }));
+        chart.loaded = key;
+        chart.lastVolume = null;
+        setChartData();
+        chart.api && chart.api.timeScale().scrollToRealTime();
+      },
+    });
+  }
+  /** A tick stamp in naive exchange epoch seconds (the gateway's tick_stamp rule). */
+  function tickStamp(updateTime) {
+    const m = /^(\d\d):(\d\d):(\d\d)$/.exec(updateTime || "");
+    if (!m) return null;
+    const now = exchangeNowSec();
+    let stamp = now - (now % 86400) + Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]);
+    if (stamp - now > 43200) stamp -= 86400;
+    else if (now - stamp > 43200) stamp += 86400;
+    return stamp;
+  }
+  function tradingDayStamp(day) {
+    const m = /^(\d{4})(\d\d)(\d\d)$/.exec(day || "");
+    return m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) / 1000 : null;
+  }
+  /** Continue the shown bars with a tick of the shown instrument. */
+  function chartTick(d) {
+    if (!chart.api || d.InstrumentID !== chart.instrument || chart.loaded !== `${chart.instrument}|${chart.period}`) return;
+    if (!validPrice(d.LastPrice)) return;
+    const stamp = tickStamp(d.UpdateTime);
+    if (stamp === null || stamp < chart.lastStamp) return;
+    chart.lastStamp = stamp;
+    const delta = chart.lastVolume === null ? 0 : Math.max(0, (d.Volume || 0) - chart.lastVolume);
+    chart.lastVolume = d.Volume || 0;
+    const p = d.LastPrice;
+    let start;
+    if (chart.period === "1d") start = tradingDayStamp(d.TradingDay);
+    else start = stamp - (stamp % PERIOD_S[chart.period]);
+    if (start === null) return;
+    const bars = chart.bars;
+    let last = bars[bars.length - 1];
+    if (last && last.time === start) {
+      last.high = Math.max(last.high, p); last.low = Math.min(last.low, p); last.close = p; last.volume += delta;
+    } else if (!last || last.time < start) {
+      last = { time: start, open: p, high: p, low: p, close: p, volume: delta };
+      bars.push(last);
+      if (bars.length > 3000) bars.splice(0, bars.length - 3000);
+    } else {
+      return;
+    }
+    chart.candles.update({ time: last.time, open: last.open, high: last.high, low: last.low, close: last.close });
+    chart.volume.update({ time: last.time, value: last.volume, color: (last.close >= last.open ? cssVar("--up") : cssVar("--down")) + "99" });
+    describeChart();
+    showLegend(null);
+  }
+  function showChart(id) {
+    initChart();
+    if (chart.instrument === id && chart.loaded === `${id}|${chart.period}`) return;
+    chart.instrument = id;
+    chart.bars = [];
+    chart.loaded = null;
+    chart.lastStamp = 0;
+    chart.lastVolume = null;
+    setChartData();
+    if (id && state.ticks.has(id)) loadBars(); // else on the first tick (the gateway keeps bars from ticks it saw)
+  }
+  function setPeriod(period) {
+    if (!PERIOD_S[period]) return;
+    chart.period = period;
+    for (const b of document.querySelectorAll("#chart-periods .period")) {
+      const on = b.dataset.period === period;
+      b.setAttribute("aria-checked", on ? "true" : "false");
+      b.tabIndex = on ? 0 : -1;
+    }
+    storageSet("webctp.period", period);
+    const id = chart.instrument;
+    chart.instrument = null;
+    showChart(id);
+  }
+  $("chart-periods").addEventListener("click", (ev) => {
+    const b = ev.target.closest(".period");
+    if (b) setPeriod(b.dataset.period);
+  });
+  $("chart-periods").addEventListener("keydown", (ev) => {
+    const keys = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    if (!(ev.key in keys)) return;
+    ev.preventDefault();
+    const list = Object.keys(PERIOD_S);
+    const next = list[(list.indexOf(chart.period) + keys[ev.key] + list.length) % list.length];
+    setPeriod(next);
+    document.querySelector(`#chart-periods [data-period="${next}"]`).focus();
+  });
+
+  function selectInstrument(id) {
+    state.selected = id;
+    for (const [rid, row] of state.quoteRows) {
+      row.tr.classList.toggle("selected", rid === id);
+      if (rid === id) row.tr.setAttribute("aria-current", "true");
+      else row.tr.removeAttribute("aria-current");
+    }
+    $("chart-instrument").textContent = id || "";
+    $("depth-instrument").textContent = id || "";
+    showChart(id);
+    renderDepth();
+  }
+
+  // ------------------------------------------------------------------ depth
+  /** Five levels a side of the selected instrument; the user's working orders at each price. */
+  function renderDepth() {
+    const body = $("depth-body");
+    const id = state.selected;
+    const d = id ? state.ticks.get(id) : null;
+    body.textContent = "";
+    if (!d) return;
+    const mine = new Map(); // "0|price" buy orders, "1|price" sell orders -> lots left
+    for (const o of state.orders.values()) {
+      if (o.InstrumentID !== id || !WORKING.has(o.OrderStatus) || o.OrderPriceType === "1") continue;
+      const k = `${o.Direction}|${o.LimitPrice}`;
+      mine.set(k, (mine.get(k) || 0) + (o.VolumeTotal || o.VolumeTotalOriginal - (o.VolumeTraded || 0)));
+    }
+    let maxVol = 1;
+    for (let n = 1; n <= 5; n++) maxVol = Math.max(maxVol, d[`AskVolume${n}`] || 0, d[`BidVolume${n}`] || 0);
+    const row = (side, n) => {
+      const price = d[`${side}Price${n}`];
+      const vol = d[`${side}Volume${n}`] || 0;
+      const has = validPrice(price);
+      // Ask prices buy (red in CN convention, but shown in the fall colour of the ask side).
+      const dir = side === "Ask" ? "0" : "1";
+      const own = has ? mine.get(`${side === "Ask" ? "1" : "0"}|${price}`) || 0 : 0;
+      const label = T(side === "Ask" ? "ask_level" : "bid_level", { n });
+      const btn = has ? el("button", { type: "button", class: "px-btn", "data-testid": "depth-price", "data-side": side.toLowerCase(),
+        "data-level": String(n), "data-price": String(price), text: fmtPrice(price, id),
+        "aria-label": `${label} ${fmtPrice(price, id)}: ${side === "Ask" ? T("buy_at_ask") : T("sell_at_bid")}` }) : null;
+      if (btn) btn.addEventListener("click", () => fillTicketAt(id, dir, price));
+      const tr = el("tr", { class: side === "Ask" ? "ask-row" : "bid-row", "data-testid": "depth-row", "data-side": side.toLowerCase(), "data-level": String(n) },
+        el("th", { scope: "row", class: side === "Ask" ? "side-sell" : "side-buy", text: label }),
+        el("td", { class: "num" }, btn || "—"),
+        el("td", { class: "num bar", style: `--w:${has ? Math.round((vol / maxVol) * 100) : 0}%` }, el("span", { text: has ? fmtInt(vol) : "" })),
+        el("td", { class: "num mine", "data-testid": "depth-mine", text: own ? String(own) : "" }));
+      return tr;
+    };
+    for (let n = 5; n >= 1; n--) body.append(row("Ask", n));
+    body.lastElementChild.classList.add("mid");
+    for (let n = 1; n <= 5; n++) body.append(row("Bid", n));
+  }
 
   // ------------------------------------------------------------------ order ticket
   const ticket = {
@@ -1532,6 +1926,28 @@
       onTicketInstrumentChange(true);
     }
   }
+  /** Another instrument in the ticket: back to the safe defaults (Buy, Open, Limit, 1 lot), so a
+   * side, offset or size chosen for one instrument never goes out for another. */
+  let ticketShown = "";
+  function resetTicketIfNew() {
+    const id = ticketInstrument();
+    if (id === ticketShown) return false;
+    ticketShown = id;
+    document.querySelector('input[name="direction"][value="0"]').checked = true;
+    document.querySelector('input[name="offset"][value="0"]').checked = true;
+    ticket.type.value = "limit";
+    ticket.volume.value = "1";
+    if (state.modifying) stopModify();
+    return true;
+  }
+  /** Depth click: the level's price, buying at an ask or selling at a bid. */
+  function fillTicketAt(id, side, price) {
+    setTicketInstrument(id);
+    setTicketSide(side);
+    ticket.price.value = fmtPrice(price, id);
+    validateTicketPrice();
+    updateTicketSummary();
+  }
   function fillTicketFromQuote(id, side) {
     setTicketInstrument(id);
     const d = state.ticks.get(id);
@@ -1559,6 +1975,7 @@
     };
   }
   function onTicketInstrumentChange(fillPrice) {
+    resetTicketIfNew();
     const id = ticketInstrument();
     const info = instrumentInfo(id);
     const ex = info ? info.ExchangeID : "";
@@ -1604,7 +2021,7 @@
     if (!id || !state.login) { node.textContent = ""; return; }
     const rows = aggregatePositions().filter((a) => a.InstrumentID === id);
     const parts = rows.map((a) => `${POSI_DIRECTION[a.PosiDirection]} ${a.Position} (today ${a.Today}, yd ${a.Position - a.Today})`);
-    node.textContent = parts.length ? `holding: ${parts.join(" · ")}` : "no position";
+    node.textContent = parts.length ? `${T("holding")}: ${parts.join(" · ")}` : T("no_position");
   }
   function updateTicketType() {
     const isMarket = ticket.type.value === "market";
@@ -1650,11 +2067,19 @@
     const v = Number(ticket.volume.value);
     return Number.isInteger(v) ? v : NaN;
   }
+  function offsetWords(off, ex) {
+    if (off === "0") return T("open_off");
+    if (off === "3") return T("close_today");
+    return CLOSE_TODAY_EXCHANGES.has(ex) && off === "1" ? T("close_yd") : T("close_off");
+  }
   function updateTicketSummary() {
     const side = ticketSide();
     const off = ticketOffset();
-    const words = `${DIRECTION[side]} ${OFFSET[off].toLowerCase()}`;
-    ticket.submit.textContent = words;
+    const englishWords = `${DIRECTION[side]} ${OFFSET[off].toLowerCase()}`;
+    const info = instrumentInfo(ticketInstrument());
+    const words = I18N.lang === "en" ? englishWords : `${T(side === "0" ? "buy" : "sell")}${offsetWords(off, info ? info.ExchangeID : "")}`;
+    ticket.submit.textContent = state.modifying ? `${T("replace")}: ${words}` : words;
+    ticket.submit.dataset.words = englishWords;
     ticket.submit.classList.toggle("buy", side === "0");
     ticket.submit.classList.toggle("sell", side === "1");
     const id = ticketInstrument();
@@ -1664,8 +2089,10 @@
     $("ticket-summary").textContent = id ? `${words} ${ticket.volume.value || "?"} ${id} ${price} (${typeText})` : "";
   }
   function updateTicketEnabled() {
-    ticket.submit.disabled = !td.ready;
+    ticket.submit.disabled = !td.ready || sending.busy;
     ticket.submit.title = td.ready ? "" : "log in first";
+    const working = [...state.orders.values()].some((o) => WORKING.has(o.OrderStatus));
+    $("cancel-all").disabled = !td.ready || !working;
   }
 
   $("ticket-price-up").addEventListener("click", () => stepPrice(1));
@@ -1703,8 +2130,74 @@
     r.addEventListener("change", updateTicketSummary);
   }
 
-  $("ticket-form").addEventListener("submit", (ev) => {
+  // Enter in a field never sends an order: sending takes the button (click, or Enter/Space on it).
+  $("ticket-form").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter" || ev.target === ticket.submit || ev.target.tagName === "BUTTON") return;
     ev.preventDefault();
+    if (ev.target === ticket.price) ticket.price.dispatchEvent(new Event("blur"));
+  });
+
+  /** The CTP fields of one order. */
+  function buildOrder({ id, dir, offset, type, price, vol }) {
+    const l = state.login;
+    const info = instrumentInfo(id);
+    const order = {
+      BrokerID: l.BrokerID, InvestorID: l.UserID, UserID: l.UserID,
+      ExchangeID: info ? info.ExchangeID : "", InstrumentID: id, Direction: dir, CombOffsetFlag: offset,
+      CombHedgeFlag: "1", VolumeTotalOriginal: vol, MinVolume: 1, ContingentCondition: "1",
+      ForceCloseReason: "0", IsAutoSuspend: 0, UserForceClose: 0, IsSwapOrder: 0,
+    };
+    // Order types are CTP field combinations (CTP supports only the GFD and IOC time conditions).
+    if (type === "market") Object.assign(order, { OrderPriceType: "1", LimitPrice: 0, TimeCondition: "1", VolumeCondition: "1" });
+    else if (type === "fak") Object.assign(order, { OrderPriceType: "2", TimeCondition: "1", VolumeCondition: "1" });
+    else if (type === "fok") Object.assign(order, { OrderPriceType: "2", TimeCondition: "1", VolumeCondition: "3" });
+    else Object.assign(order, { OrderPriceType: "2", TimeCondition: "3", VolumeCondition: "1" });
+    if (type !== "market") order.LimitPrice = roundToTick(price, info ? info.PriceTick : 0);
+    return order;
+  }
+
+  /** One deliberate action sends its orders once: repeats while the first is on its way (a
+   * double click, a key held down) are dropped; with "Confirm orders" the user confirms first. */
+  const sending = { busy: false, timer: 0 };
+  const SEND_GUARD_MS = 1000;
+  function guard(on) {
+    sending.busy = on;
+    clearTimeout(sending.timer);
+    ticket.submit.classList.toggle("busy", on);
+    if (on) sending.timer = setTimeout(() => guard(false), SEND_GUARD_MS);
+    updateTicketEnabled();
+  }
+  function confirmOrders(labels) {
+    if (!$("confirm-orders").checked) return Promise.resolve(true);
+    const dlg = $("confirm-dialog");
+    const list = $("confirm-list");
+    list.textContent = "";
+    for (const l of labels) list.append(el("li", { text: l }));
+    return new Promise((resolve) => {
+      dlg.returnValue = "";
+      dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true });
+      dlg.showModal();
+      $("confirm-yes").focus();
+    });
+  }
+  function sendOrder(order, why) {
+    const label = describeOrderFields(order);
+    const reqId = td.send({ MsgType: "ReqOrderInsert", InputOrder: order }, label, { order });
+    if (reqId !== null) log("", `order sent${why ? ` (${why})` : ""}: ${label} (RequestID ${reqId})`);
+    return reqId;
+  }
+  /** Send a list of orders (one user action), after the optional confirmation. */
+  async function placeOrders(orders, why) {
+    if (sending.busy || !orders.length) return false;
+    guard(true);
+    const ok = await confirmOrders(orders.map(describeOrderFields));
+    if (!ok) { guard(false); return false; }
+    for (const o of orders) sendOrder(o, why);
+    guard(true); // the repeat guard runs from the moment of sending
+    return true;
+  }
+
+  function ticketProblems() {
     const id = ticketInstrument();
     const b = ticketBounds();
     const problems = [];
@@ -1717,42 +2210,64 @@
     if (!(vol >= 1)) problems.push("volume must be a whole number of lots, at least 1");
     const maxVol = b.info ? (ticket.type.value === "market" ? b.info.MaxMarketOrderVolume : b.info.MaxLimitOrderVolume) : 0;
     if (maxVol && vol > maxVol) problems.push(`volume ${vol} is above the exchange's maximum of ${maxVol} lots per order`);
+    return problems;
+  }
+  $("ticket-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (sending.busy) return;
+    const problems = ticketProblems();
     if (problems.length) {
       toast("error", "Order not sent", problems.join("; "));
       return;
     }
-    const l = state.login;
-    const type = ticket.type.value;
-    const order = {
-      BrokerID: l.BrokerID,
-      InvestorID: l.UserID,
-      UserID: l.UserID,
-      ExchangeID: b.info ? b.info.ExchangeID : "",
-      InstrumentID: id,
-      Direction: ticketSide(),
-      CombOffsetFlag: ticketOffset(),
-      CombHedgeFlag: "1",
-      VolumeTotalOriginal: vol,
-      MinVolume: 1,
-      ContingentCondition: "1",
-      ForceCloseReason: "0",
-      IsAutoSuspend: 0,
-      UserForceClose: 0,
-      IsSwapOrder: 0,
-    };
-    // Order types are CTP field combinations (CTP supports only the GFD and IOC time conditions).
-    if (type === "market") Object.assign(order, { OrderPriceType: "1", LimitPrice: 0, TimeCondition: "1", VolumeCondition: "1" });
-    else if (type === "fak") Object.assign(order, { OrderPriceType: "2", TimeCondition: "1", VolumeCondition: "1" });
-    else if (type === "fok") Object.assign(order, { OrderPriceType: "2", TimeCondition: "1", VolumeCondition: "3" });
-    else Object.assign(order, { OrderPriceType: "2", TimeCondition: "3", VolumeCondition: "1" });
-    if (type !== "market") order.LimitPrice = roundToTick(parseFloat(ticket.price.value), b.tick);
-    const label = describeOrderFields(order);
-    const reqId = td.send({ MsgType: "ReqOrderInsert", InputOrder: order }, label);
-    if (reqId !== null) {
-      log("", `order sent: ${label} (${type}, RequestID ${reqId})`);
-      $("ticket-summary").textContent = `sent: ${label}`;
+    const order = buildOrder({ id: ticketInstrument(), dir: ticketSide(), offset: ticketOffset(), type: ticket.type.value,
+      price: parseFloat(ticket.price.value), vol: ticketVolume() });
+    if (state.modifying) {
+      const key = state.modifying;
+      const old = state.orders.get(key);
+      if (!old || !WORKING.has(old.OrderStatus)) {
+        toast("error", "Not modified", "the order is no longer working");
+        stopModify();
+        return;
+      }
+      if (sending.busy) return;
+      guard(true);
+      const ok = await confirmOrders([`cancel ${describeOrderFields(old)}`, describeOrderFields(order)]);
+      if (!ok) { guard(false); return; }
+      // Cancel and replace: the new order goes out only once the old one is cancelled.
+      state.replacing.set(key, order);
+      cancelOrder(key);
+      log("", `modify: cancelling ${describeOrderFields(old)}, then ${describeOrderFields(order)}`);
+      stopModify();
+      guard(true);
+      return;
     }
+    if (await placeOrders([order], "ticket")) $("ticket-summary").textContent = `sent: ${describeOrderFields(order)}`;
   });
+
+  // ---- modify (cancel and replace)
+  function startModify(key) {
+    const o = state.orders.get(key);
+    if (!o || !WORKING.has(o.OrderStatus)) return;
+    setTicketInstrument(o.InstrumentID);
+    state.modifying = key;
+    setTicketSide(o.Direction);
+    setTicketOffset((o.CombOffsetFlag || "0")[0]);
+    ticket.type.value = { Limit: "limit", Market: "market", FAK: "fak", FOK: "fok" }[orderTypeOf(o)] || "limit";
+    ticket.price.value = fmtPrice(o.LimitPrice, o.InstrumentID);
+    ticket.volume.value = String(o.VolumeTotal || o.VolumeTotalOriginal - (o.VolumeTraded || 0));
+    $("ticket-modify").hidden = false;
+    $("ticket-modify-text").textContent = T("modifying", { what: describeOrderFields(o) });
+    updateTicketType();
+    showMobilePage("trade");
+    ticket.price.focus();
+  }
+  function stopModify() {
+    state.modifying = null;
+    $("ticket-modify").hidden = true;
+    updateTicketSummary();
+  }
+  $("ticket-modify-cancel").addEventListener("click", stopModify);
 
   // ------------------------------------------------------------------ console
   $("console-form").addEventListener("submit", (ev) => {
@@ -1791,8 +2306,7 @@
     if (!ep.md) setLinkState("md", "offline", "not served (td-only gateway)");
     const user = $("login-user");
     if (!user.value) user.value = storageGet("webctp.user") || (ep.backend === "sim" ? "demo" : "");
-    const pw = $("login-password");
-    if (!pw.value && ep.backend === "sim") pw.value = "demo";
+    // The password is never filled in by the page (a stored or guessed one fails as ErrorID 3).
     log("", `gateway: td ${ep.td || "-"}, md ${ep.md || "-"}`);
   }
 
@@ -1800,7 +2314,9 @@
   renderInstruments();
   updateTicketEnabled();
   updateTicketSummary();
-  drawChart();
+  initChart();
+  if (storageGet("webctp.period")) setPeriod(storageGet("webctp.period"));
+  setLanguage(storageGet("webctp.lang") || "en");
   loadEndpoints();
 
   // For debugging from the browser console only; the page does not depend on it.

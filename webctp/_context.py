@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from ._bars import BarBook
 from ._metrics import Metrics
 from .backend import ApiModules
 from .config import Config
@@ -21,3 +22,5 @@ class ServiceContext:
     health: Callable[[], str | None] = lambda: None
     """What is wrong with the backend, in one line (None: nothing); /healthz answers 503
     with it. The simulator's exchange reports a stopped engine or a database it cannot write."""
+    bars: BarBook = field(default_factory=BarBook)
+    """Bars kept from the ticks md sessions forward (the GetBars extension message)."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
+from . import _bars
+from ._bars import exchange_now
 from ._bridge import Event
 from ._session import LINK_DOWN_STATES, LoginFailed, Pending, Session, State
 from .protocol import codec, envelope
@@ -62,6 +65,7 @@ class MdSession(Session):
         dumps = codec.dumps
         metrics = self.ctx.metrics
         subscribed = self.subscribed["md"]
+        bars = self.ctx.bars
         while True:
             await self.sink.ticks_ready.wait()
             # Ticks that arrived while a batch was being written are taken at once, without
@@ -69,11 +73,15 @@ class MdSession(Session):
             # then costs one socket write instead of a write, an epoll wait and the wake-up
             # socket's reads, each a point where the callback thread can take the GIL.
             while ticks := self.sink.take_ticks():
-                frames = [
-                    dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": to_dict(values)})
-                    for instrument, values in ticks.items()
-                    if instrument in subscribed
-                ]
+                now = exchange_now(time.time())
+                frames = []
+                for instrument, values in ticks.items():
+                    if instrument in subscribed:
+                        tick = to_dict(values)
+                        bars.add_tick(tick, now)  # chart history (GetBars), see _bars.py
+                        frames.append(
+                            dumps({"MsgType": "RtnDepthMarketData", "DepthMarketData": tick})
+                        )
                 if frames:
                     # one socket write for the batch (see _connection.send_batch)
                     if not await self.send_ticks(frames):
@@ -96,6 +104,8 @@ class MdSession(Session):
         try:
             if msg_type in _SUBSCRIBE:
                 await self.subscribe(msg_type, env)
+            elif msg_type == "GetBars":  # a webctp extension, not a CTP request
+                await self.get_bars(env)
             elif msg_type == "ReqUserLogin":
                 spec = self.catalogue.md.requests[msg_type]
                 fields = dict(
@@ -123,6 +133,17 @@ class MdSession(Session):
                 detail=exc.detail,
                 msg_type=_SUBSCRIBE[msg_type][1] if msg_type in _SUBSCRIBE else None,
             )
+
+    async def get_bars(self, env: envelope.Envelope) -> None:
+        """Answer from the service's bar book (webctp/_bars.py); CTP is not asked."""
+        if self.login_info is None:
+            raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
+        try:
+            instrument, period, count = _bars.parse_request(env.body)
+        except ValueError as exc:
+            raise ProtocolError(Code.BAD_REQUEST, str(exc)) from None
+        found = self.ctx.bars.bars(instrument, period, count)
+        await self.send(_bars.response(env.request_id, instrument, period, found))
 
     def _check_ready(self) -> None:
         if self.state is State.READY:

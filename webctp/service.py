@@ -19,6 +19,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from . import _affinity, _flow
+from ._bars import history_from_rows
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
@@ -79,11 +80,13 @@ async def run_service(
     ctx = ServiceContext(cfg, backend)
     exchange = None
     if backend.name == "sim":
-        from .sim import Exchange
+        from .sim import Exchange, generated_history
 
         exchange = Exchange(cfg.sim)
         await trio.to_thread.run_sync(exchange.start)
         ctx.health = exchange.health
+        # the chart history of the GetBars extension: the trading day before the first tick
+        ctx.bars.history = history_from_rows(partial(generated_history, exchange))
     try:
         async with trio.open_nursery() as nursery:
             host = cfg.server.host

@@ -1,14 +1,17 @@
-"""End-to-end test of the web demo in a real headless Chromium (Debian's package).
+"""End-to-end tests of the web demo in a real headless Chromium (Debian's package).
 
 Starts ``python -m webctp`` on the embedded simulator with a temporary database, opens the
-page the service serves, and drives it like a trader: log in, subscribe, watch ticks, buy,
-see the trade and the position, rest an order and cancel it, provoke errors and check they
-are shown in words, close today's lots (SHFE rule), take a screenshot, log out.
+page the service serves at desktop (1440x900) and phone (390x844) sizes, and drives it like a
+trader: log in, subscribe, read the quote board, depth and candles, trade from the depth and the
+ticket, modify, cancel all, close and reverse positions, and checks the order-safety rules
+(one order per action, Enter never sends, confirm setting, ticket reset on instrument change,
+rejected orders kept with their reason), stale marks and the retry countdown while a link is
+down, the zh/en switch, and accessibility with axe-core (serious or critical violations fail).
 
 Every wait is on a DOM condition with a timeout; there are no fixed sleeps.
 
 Needs: ``pip install playwright`` (the Python package only; never ``playwright install``) and
-``apt-get install chromium``. The screenshot goes to ``artifacts/`` (or $WEBCTP_ARTIFACTS).
+``apt-get install chromium``. Screenshots go to ``artifacts/`` (or $WEBCTP_ARTIFACTS).
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Request
+    from playwright.sync_api import Browser, ConsoleMessage, Locator, Request
 
 pytestmark = pytest.mark.browser
 
@@ -48,6 +51,10 @@ CHROMIUM_ARGS = [
 LISTENING = re.compile(r"event=listening service=(http|ws)\b.*?\bport=(\d+)")
 START_TIMEOUT_S = 30.0
 WAIT_MS = 20_000
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 
 def _missing(what: str) -> NoReturn:
@@ -137,221 +144,549 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         service.stop()
 
 
-@pytest.fixture()
-def page(base_url: str) -> Iterator[Page]:
-    """A 1280x800 Chromium page on the demo; fails on JavaScript errors or outside requests."""
+def seconds_of(hms: str) -> int:
+    """Seconds since midnight of ``HH:MM:SS``."""
+    return int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         _missing(f"{CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("the playwright Python package (pip install playwright)")
-
-    errors: list[str] = []
-    outside: list[str] = []
-
-    def on_console(msg: ConsoleMessage) -> None:
-        if msg.type == "error":
-            errors.append(f"console.error: {msg.text}")
-
-    def on_request(req: Request) -> None:
-        # Nothing outside the service may be fetched (no CDN, no external network).
-        if not req.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")):
-            outside.append(req.url)
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            pg.set_default_timeout(WAIT_MS)
-            pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-            pg.on("console", on_console)
-            pg.on("request", on_request)
-            pg.goto(base_url + "/")
-            yield pg
-            # The page as the test left it (after a failure: where it stopped).
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "demo-last.png"))
-            assert not outside, f"the page fetched from outside the service: {outside}"
-            assert not errors, "JavaScript errors on the page:\n" + "\n".join(errors)
-        finally:
-            browser.close()
-
-
-def test_demo_end_to_end(page: Page) -> None:
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Demo:
+    """One browser page on the demo; fails the test on JavaScript errors or outside requests."""
+
+    def __init__(self, browser: Browser, base_url: str, viewport: dict[str, int], name: str):
+        self.name = name
+        self.base_url = base_url
+        self.errors: list[str] = []
+        self.outside: list[str] = []
+        self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        self.page = pg = self.context.new_page()
+        pg.set_default_timeout(WAIT_MS)
+        pg.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        pg.on("console", self._console)
+        pg.on("request", self._request)
+        pg.goto(base_url + "/")
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            self.errors.append(f"console.error: {msg.text}")
+
+    def _request(self, req: Request) -> None:
+        # Nothing outside the service may be fetched (no CDN, no fonts, no external network).
+        if not req.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:")):
+            self.outside.append(req.url)
+
+    def tid(self, test_id: str) -> Locator:
+        return self.page.get_by_test_id(test_id)
+
+    def shot(self, what: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"demo-{self.name}-{what}.png"))
+
+    def finish(self) -> None:
+        self.shot("last")
+        self.context.close()
+        assert not self.outside, f"the page fetched from outside the service: {self.outside}"
+        assert not self.errors, "JavaScript errors on the page:\n" + "\n".join(self.errors)
+
+    # ------------------------------------------------------------------ steps
+    def login(self, user: str, password: str) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.tid("login-hint")).to_contain_text("Simulator")
+        expect(self.tid("login-password")).to_have_value("")  # never prefilled
+        self.tid("login-user").fill(user)
+        self.tid("login-password").fill(password)
+        self.tid("login-button").click()
+        expect(self.tid("td-state")).to_have_attribute("data-state", "ready")
+        expect(self.tid("md-state")).to_have_attribute("data-state", "ready")
+        expect(self.tid("session-info")).to_contain_text(user)
+        expect(self.tid("account-balance")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
+        expect(self.page.locator("#instrument-options option").first).to_be_attached()
+
+    def nearest(self, product: str) -> str:
+        ids: list[str] = self.page.eval_on_selector_all(
+            "#instrument-options option", "opts => opts.map(o => o.value)"
+        )
+        found = sorted(i for i in ids if re.fullmatch(rf"{product}\d{{4}}", i))
+        assert found, f"no {product} contract in the instrument list: {ids[:20]}"
+        return found[0]
+
+    def subscribe(self, inst: str) -> Locator:
+        from playwright.sync_api import expect
+
+        self.tid("sub-input").fill(inst)
+        self.tid("sub-button").click()
+        row = self.quote(inst)
+        expect(row).to_have_attribute("data-subscribed", "true")
+        expect(row).to_have_attribute("data-time", re.compile(r"\d\d:\d\d:\d\d\.\d{3}"))
+        return row
+
+    def quote(self, inst: str) -> Locator:
+        return self.page.locator(f'[data-testid=quote-row][data-instrument="{inst}"]')
+
+    def orders(self, inst: str, status: str | None = None) -> Locator:
+        sel = f'[data-testid=order-row][data-instrument="{inst}"]'
+        if status is not None:
+            sel += f'[data-status="{status}"]'
+        return self.page.locator(sel)
+
+    def position(self, inst: str, direction: str) -> Locator:
+        return self.page.locator(
+            f'[data-testid=position-row][data-instrument="{inst}"][data-direction="{direction}"]'
+        )
+
+    def chart_ready(self, inst: str, period: str, min_bars: int) -> None:
+        self.page.wait_for_function(
+            "([id, p, n]) => { const c = document.getElementById('chart');"
+            " return c.dataset.instrument === id && c.dataset.period === p"
+            " && Number(c.dataset.bars) >= n; }",
+            arg=[inst, period, min_bars],
+            timeout=WAIT_MS,
+        )
+
+    def limits(self) -> tuple[float, float, float]:
+        from playwright.sync_api import expect
+
+        node = self.tid("ticket-limits")
+        expect(node).to_have_attribute("data-upper", re.compile(r"^\d"))
+        return (
+            float(node.get_attribute("data-lower") or "0"),
+            float(node.get_attribute("data-upper") or "0"),
+            float(node.get_attribute("data-tick") or "0"),
+        )
+
+    def settle_queries(self) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.tid("query-status")).to_have_attribute("data-pending", "0")
+
+    def axe(self, where: str) -> None:
+        """axe-core on the whole page: serious and critical violations fail the test."""
+        if not self.page.evaluate("() => typeof window.axe === 'object'"):
+            self.page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+        result: list[dict[str, Any]] = self.page.evaluate(
+            """async () => {
+              const r = await axe.run(document, { resultTypes: ["violations"] });
+              return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                  nodes: v.nodes.slice(0, 5)
+                    .map((n) => n.target.join(" ") + " :: " + n.failureSummary) }));
+            }"""
+        )
+        assert not result, f"axe ({self.name}, {where}):\n" + "\n".join(
+            f"{v['impact']} {v['id']}: {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in result
+        )
+
+    def dismiss_toasts(self) -> None:
+        """Press every message's close button (messages also expire and get replaced, so a
+        locator-by-locator click could chase a vanished one)."""
+        self.page.evaluate(
+            "() => document.querySelectorAll('[data-testid=toast] .close').forEach(b => b.click())"
+        )
+
+
+@pytest.fixture()
+def desktop(browser: Browser, base_url: str) -> Iterator[Demo]:
+    demo = Demo(browser, base_url, DESKTOP, "desktop")
+    yield demo
+    demo.finish()
+
+
+@pytest.fixture()
+def phone(browser: Browser, base_url: str) -> Iterator[Demo]:
+    demo = Demo(browser, base_url, PHONE, "phone")
+    yield demo
+    demo.finish()
+
+
+def test_desktop_terminal(desktop: Demo) -> None:
+    from playwright.sync_api import expect
+
+    d = desktop
+    page = d.page
     started = time.monotonic()
+    expect(d.tid("td-state")).to_have_attribute("data-state", "offline")
+    d.axe("login form")
+    d.login("webdemo", "secret1")
 
-    # --- the page found its endpoints and offers the simulator's login hint
-    expect(page.get_by_test_id("login-hint")).to_contain_text("Simulator")
-    expect(page.get_by_test_id("td-state")).to_have_attribute("data-state", "offline")
-
-    # --- log in (a fresh account in the temporary simulator database)
-    page.get_by_test_id("login-user").fill("webdemo")
-    page.get_by_test_id("login-password").fill("secret1")
-    page.get_by_test_id("login-button").click()
-    expect(page.get_by_test_id("td-state")).to_have_attribute("data-state", "ready")
-    expect(page.get_by_test_id("md-state")).to_have_attribute("data-state", "ready")
-    expect(page.get_by_test_id("session-info")).to_contain_text("webdemo")
-    expect(page.get_by_test_id("logout-button")).to_be_visible()
-
-    # --- account from the initial query, instrument list loaded
-    expect(page.get_by_test_id("account-balance")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
-    expect(page.locator("#instrument-options option").first).to_be_attached()
-
-    # --- pick the nearest SHFE rebar contract from the instrument list (close-today applies)
-    ids: list[str] = page.eval_on_selector_all(
-        "#instrument-options option", "opts => opts.map(o => o.value)"
-    )
-    rebar = sorted(i for i in ids if re.fullmatch(r"rb\d{4}", i))
-    assert rebar, f"no rb contract in the instrument list: {ids[:20]}"
-    inst = rebar[0]
-
-    # the instrument search finds it
+    rb = d.nearest("rb")  # SHFE: close-today rules, no market orders
+    cu = d.nearest("cu")
     page.get_by_test_id("tab-instruments").click()
-    page.get_by_test_id("inst-search").fill(inst)
-    expect(page.locator(f'[data-testid=instrument-row][data-instrument="{inst}"]')).to_be_visible()
-    page.get_by_test_id("tab-positions").click()
+    d.tid("inst-search").fill(rb)
+    expect(page.locator(f'[data-testid=instrument-row][data-instrument="{rb}"]')).to_be_visible()
+    d.tid("tab-positions").click()
 
-    # --- subscribe and see ticks change
-    page.get_by_test_id("sub-input").fill(inst)
-    page.get_by_test_id("sub-button").click()
-    row = page.locator(f'[data-testid=quote-row][data-instrument="{inst}"]')
-    expect(row).to_have_attribute("data-subscribed", "true")
-    expect(row).to_have_attribute("data-time", re.compile(r"\d\d:\d\d:\d\d\.\d{3}"))
+    # --- quote board: the columns traders expect
+    row = d.subscribe(rb)
+    d.subscribe(cu)
+    for field in ("last", "open", "high", "low", "upper", "lower", "presettle", "volume", "oi"):
+        expect(row.locator(f"[data-field={field}]")).to_have_text(NUMBER)
     first_time = row.get_attribute("data-time")
     expect(row).not_to_have_attribute("data-time", first_time or "")
-    expect(row.locator("[data-field=last]")).to_have_text(re.compile(r"^\d+(\.\d+)?$"))
 
-    # the chart of the selected instrument draws the ticks
-    page.wait_for_function(
-        "id => { const c = document.getElementById('chart');"
-        " return c.dataset.instrument === id && Number(c.dataset.points) >= 2; }",
-        arg=inst,
-        timeout=WAIT_MS,
-    )
+    # --- keyboard: a quote row is one tab stop; Enter selects it (chart, depth, ticket)
+    row.focus()
+    page.keyboard.press("Enter")
+    expect(row).to_have_attribute("aria-current", "true")
+    expect(d.tid("ticket-instrument")).to_have_value(rb)
+    expect(d.tid("chart-instrument")).to_have_text(rb)
 
-    # --- click the ask to fill the ticket: buy at the ask
-    row.locator("[data-field=ask]").click()
-    expect(page.get_by_test_id("ticket-instrument")).to_have_value(inst)
-    expect(page.get_by_test_id("ticket-buy")).to_be_checked()
-    expect(page.get_by_test_id("ticket-exchange")).to_contain_text("SHFE")
-    expect(page.get_by_test_id("ticket-closetoday")).to_be_attached()
-    expect(page.locator("#ticket-closetoday-item")).to_be_visible()
-    limits = page.get_by_test_id("ticket-limits")
-    expect(limits).to_have_attribute("data-upper", re.compile(r"^\d"))
-    tick = float(limits.get_attribute("data-tick") or "0")
-    upper = float(limits.get_attribute("data-upper") or "0")
-    lower = float(limits.get_attribute("data-lower") or "0")
+    # --- candles with history from GetBars, timeframes, text alternative
+    d.chart_ready(rb, "1m", 20)  # the simulator's generated earlier minutes
+    chart = d.tid("chart")
+    expect(chart).to_have_attribute("aria-describedby", "chart-summary")  # text alternative
+    expect(d.tid("chart-summary")).to_have_text(re.compile(rf"{rb} 1m candles: \d+ bars"))
+    expect(d.tid("chart-legend")).to_contain_text(" O ")
+    page.locator("#chart-periods [data-period='1d']").click()
+    d.chart_ready(rb, "1d", 100)  # earlier trading days
+    page.locator("#chart-periods [data-period='1d']").focus()
+    page.keyboard.press("ArrowLeft")  # arrow keys move between timeframes
+    d.chart_ready(rb, "1h", 1)
+    expect(page.locator("#chart-periods [data-period='1h']")).to_be_focused()
+    page.locator("#chart-periods [data-period='5m']").click()
+    d.chart_ready(rb, "5m", 5)
+    box = chart.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)  # crosshair
+    expect(d.tid("chart-legend")).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d O "))
+    page.locator("#chart-periods [data-period='1m']").click()
+    d.chart_ready(rb, "1m", 20)
+
+    # --- depth: five levels a side; a click loads the level into the ticket
+    expect(page.locator("[data-testid=depth-row]")).to_have_count(10)
+    ask2 = page.locator("[data-testid=depth-price][data-side=ask][data-level='2']")
+    ask2_price = float(ask2.get_attribute("data-price") or "0")
+    ask2.click()
+    expect(d.tid("ticket-buy")).to_be_checked()
+    assert float(d.tid("ticket-price").input_value()) == pytest.approx(ask2_price)
+    bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
+    bid1.click()
+    expect(d.tid("ticket-sell")).to_be_checked()
+
+    lower, upper, tick = d.limits()
     assert tick > 0 and lower < upper
+    price = d.tid("ticket-price")
+    submit = d.tid("ticket-submit")
 
-    # price steps by the tick and stays within the limits
-    price = page.get_by_test_id("ticket-price")
-    before = float(price.input_value())
-    page.get_by_test_id("ticket-price-up").click()
-    assert abs(float(price.input_value()) - (before + tick)) < tick / 10
+    # --- the ticket resets to safe defaults when the instrument changes
+    page.locator("#ticket-closetoday-item").click()
+    d.tid("ticket-volume").fill("20")
+    expect(submit).to_have_text("Sell close today")
+    d.quote(cu).click()
+    expect(d.tid("ticket-instrument")).to_have_value(cu)
+    expect(d.tid("ticket-buy")).to_be_checked()
+    expect(d.tid("ticket-open")).to_be_checked()
+    expect(d.tid("ticket-volume")).to_have_value("1")
+    expect(submit).to_have_text("Buy open")
+    d.quote(rb).click()
+    expect(d.tid("ticket-instrument")).to_have_value(rb)
+
+    # --- Enter in the price field never sends; a double click sends one order
     price.fill(f"{upper:g}")
-    page.get_by_test_id("ticket-price-up").click()
-    assert float(price.input_value()) == pytest.approx(upper)
-
-    # --- a marketable limit order (buy 2 at the upper limit fills at the ask)
-    page.get_by_test_id("ticket-volume").fill("2")
-    expect(page.get_by_test_id("ticket-submit")).to_have_text("Buy open")
-    page.get_by_test_id("ticket-submit").click()
-    filled = page.locator(f'[data-testid=order-row][data-instrument="{inst}"][data-status="0"]')
+    d.tid("ticket-volume").fill("2")
+    price.press("Enter")
+    submit.dblclick()
+    filled = d.orders(rb, "0")
     expect(filled).to_have_count(1)
     expect(filled.locator("[data-field=status]")).to_have_text("Filled")
-
-    # the position: long 2, all of it today's, live P/L shown
-    pos = page.locator(
-        f'[data-testid=position-row][data-instrument="{inst}"][data-direction="long"]'
-    )
-    expect(pos).to_have_attribute("data-position", "2")
-    expect(pos.locator("[data-field=today]")).to_have_text("2")
-    expect(pos.locator("[data-field=yesterday]")).to_have_text("0")
-    expect(pos.locator("[data-field=pnl]")).to_have_text(re.compile(r"^-?[\d,]+\.\d\d$"))
-    expect(page.get_by_test_id("account-margin")).not_to_have_text(re.compile(r"^(—|0\.00)$"))
-    expect(page.get_by_test_id("account-live-pnl")).to_have_text(re.compile(r"^-?[\d,]+\.\d\d$"))
-
-    # the trade
-    page.get_by_test_id("tab-trades").click()
-    trade = page.locator(f'[data-testid=trade-row][data-instrument="{inst}"]')
-    expect(trade.first).to_be_visible()
-    expect(trade.first.locator("[data-field=volume]")).to_have_text(re.compile(r"^[12]$"))
-    page.get_by_test_id("tab-orders").click()
-
-    # --- a resting order far from the market, then cancel it
+    long_rb = d.position(rb, "long")
+    expect(long_rb).to_have_attribute("data-position", "2")
+    expect(long_rb.locator("[data-field=today]")).to_have_text("2")
+    # a deliberate second action: exactly one more order (the Enter and the double click
+    # would have gone out before it on the same socket)
     price.fill(f"{lower:g}")
-    page.get_by_test_id("ticket-volume").fill("1")
-    page.get_by_test_id("ticket-submit").click()
-    resting = page.locator(f'[data-testid=order-row][data-instrument="{inst}"][data-status="3"]')
-    expect(resting).to_have_count(1)
-    expect(resting.locator("[data-field=status]")).to_have_text("Queueing")
-    resting.get_by_test_id("cancel-order").click()
-    expect(resting).to_have_count(0)
-    cancelled = page.locator(f'[data-testid=order-row][data-instrument="{inst}"][data-status="5"]')
-    expect(cancelled).to_have_count(1)
-    expect(cancelled.locator("[data-field=status]")).to_have_text("Cancelled")
-    expect(cancelled.get_by_test_id("cancel-order")).to_have_count(0)
+    d.tid("ticket-volume").fill("1")
+    expect(submit).to_be_enabled()
+    submit.click()
+    expect(d.orders(rb, "3")).to_have_count(1)
+    expect(d.orders(rb)).to_have_count(2)
 
-    # --- a bad action: close more than is held; the broker's rejection is shown in words
+    # --- confirm setting: Cancel sends nothing, Send sends
+    d.tid("confirm-orders").check()
+    expect(submit).to_be_enabled()
+    submit.click()
+    dialog = d.tid("confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(d.tid("confirm-list")).to_contain_text(f"Buy open 1 {rb}")
+    d.axe("confirm dialog")
+    d.tid("confirm-no").click()
+    expect(dialog).to_be_hidden()
+    expect(submit).to_be_enabled()
+    submit.click()
+    d.tid("confirm-yes").click()
+    expect(d.orders(rb, "3")).to_have_count(2)
+    d.tid("confirm-orders").uncheck()
+
+    # --- modify = cancel and replace
+    d.orders(rb, "3").first.get_by_test_id("modify-order").click()
+    expect(d.tid("ticket-modify")).to_be_visible()
+    expect(submit).to_contain_text("Replace")
+    new_price = lower + tick
+    price.fill(f"{new_price:g}")
+    submit.click()
+    expect(d.tid("ticket-modify")).to_be_hidden()
+    expect(d.orders(rb, "5")).to_have_count(1)  # the old one cancelled
+    expect(d.orders(rb, "3")).to_have_count(2)  # the other one and its replacement
+    prices = page.eval_on_selector_all(
+        f'[data-testid=order-row][data-instrument="{rb}"][data-status="3"] td:nth-child(5)',
+        "cells => cells.map(c => Number(c.textContent))",
+    )
+    assert sorted(prices) == pytest.approx(sorted([lower, new_price]))
+
+    # --- depth shows my resting orders at their price: a buy at the best bid
+    bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
+    mine_price = float(bid1.get_attribute("data-price") or "0")
+    bid1.click()  # a bid loads a sell at that price; make it a buy resting there
+    expect(d.tid("ticket-sell")).to_be_checked()
+    page.locator("label.seg-item.buy").click()
+    expect(submit).to_have_text("Buy open")
+    expect(submit).to_be_enabled()
+    submit.click()
+    expect(page.locator(f'[data-testid=order-row][data-instrument="{rb}"]')).to_have_count(5)
+    # one snapshot: every bid level at the price of a working buy shows its lots, and the
+    # other levels show nothing
+    page.wait_for_function(
+        """([id, price]) => {
+          const s = window.webctpDemo.state;
+          const working = [...s.orders.values()].some((o) => o.InstrumentID === id
+            && o.Direction === "0" && o.LimitPrice === price
+            && ["1", "3", "a"].includes(o.OrderStatus));
+          const rows = [...document.querySelectorAll("[data-testid=depth-row]")];
+          return rows.every((r) => {
+            const btn = r.querySelector("[data-testid=depth-price]");
+            const mine = r.querySelector("[data-testid=depth-mine]").textContent;
+            const here = working && btn && r.dataset.side === "bid"
+              && Number(btn.dataset.price) === price;
+            return here ? mine === "1" : mine === "";
+          });
+        }""",
+        arg=[rb, mine_price],
+    )
+
+    # --- cancel all
+    d.tid("cancel-all").click()
+    expect(d.orders(rb, "3")).to_have_count(0)
+    expect(d.orders(rb, "5")).not_to_have_count(0)
+    expect(d.tid("cancel-all")).to_be_disabled()
+
+    # --- a broker rejection stays visible as a row with CTP's reason
     page.locator("label.seg-item.sell").click()
-    expect(page.get_by_test_id("ticket-sell")).to_be_checked()
     page.locator("#ticket-closetoday-item").click()
-    expect(page.get_by_test_id("ticket-closetoday")).to_be_checked()
-    expect(page.get_by_test_id("ticket-submit")).to_have_text("Sell close today")
-    page.get_by_test_id("ticket-volume").fill("50")
-    page.get_by_test_id("ticket-submit").click()
+    d.tid("ticket-volume").fill("50")
+    price.fill(f"{lower:g}")
+    submit.click()
     rejection = page.locator("[data-testid=toast][data-kind=error]", has_text="Order rejected")
     expect(rejection.first).to_be_visible()
-    expect(rejection.first).to_contain_text("ErrorID")
+    rejected = page.locator(f'[data-testid=order-row][data-instrument="{rb}"][data-local=true]')
+    expect(rejected).to_have_count(1)
+    expect(rejected.locator("[data-field=status]")).to_have_text("Rejected")
+    expect(rejected.locator("[data-field=message]")).to_contain_text("ErrorID")
 
-    # a local mistake is explained too, and nothing is sent
+    # a local mistake is explained and nothing is sent
     price.fill(f"{upper + 100 * tick:g}")
-    page.get_by_test_id("ticket-volume").fill("1")
-    page.get_by_test_id("ticket-submit").click()
+    d.tid("ticket-volume").fill("1")
+    submit.click()
     expect(
         page.locator("[data-testid=toast][data-kind=error]", has_text="above the upper limit").first
     ).to_be_visible()
-
-    # gateway error frames (-404 unknown MsgType, -400 bad JSON) are shown in words
-    page.get_by_test_id("tab-console").click()
-    page.get_by_test_id("console-input").fill('{"MsgType": "ReqNoSuchThing", "RequestID": 901}')
-    page.get_by_test_id("console-send").click()
+    # gateway error frames are shown in words; at most three messages show at once, in a
+    # strip that covers neither the ticket nor the account
+    d.tid("tab-console").click()
+    for n in range(4):
+        d.tid("console-input").fill(f'{{"MsgType": "ReqNoSuchThing{n}"}}')
+        d.tid("console-send").click()
     expect(
         page.locator("[data-testid=toast][data-kind=error]", has_text="unknown message type").first
     ).to_be_visible()
-    page.get_by_test_id("console-input").fill("{not json")
-    page.get_by_test_id("console-send").click()
+    assert page.locator("[data-testid=toast]").count() <= 3
+    toasts = d.tid("toasts").bounding_box()
+    assert toasts is not None
+    for panel in (".ticket", ".account", ".tabs-panel.right-tabs .tabs"):
+        other = page.locator(panel).bounding_box()
+        assert other is not None
+        overlap = not (
+            toasts["x"] + toasts["width"] <= other["x"]
+            or other["x"] + other["width"] <= toasts["x"]
+            or toasts["y"] + toasts["height"] <= other["y"]
+            or other["y"] + other["height"] <= toasts["y"]
+        )
+        assert not overlap, f"messages cover {panel}: {toasts} vs {other}"
+    d.tid("tab-positions").click()
+    d.dismiss_toasts()
+
+    # --- live account: equity = queried balance - queried position profit + live P/L
+    d.settle_queries()
+    expect(d.tid("account-risk")).to_have_text(re.compile(r"^\d+\.\d\d%$"))
+    page.wait_for_function(
+        """() => { const s = window.webctpDemo.state; const a = s.account;
+          const num = (id) => Number(document.getElementById(id).textContent.replace(/,/g, ''));
+          if (!a || !isFinite(num('account-equity'))) return false;
+          const expected = a.Balance - a.PositionProfit + num('account-live-pnl');
+          return Math.abs(num('account-equity') - expected) < 0.02; }"""
+    )
+
+    # --- stale marks and the retry countdown while the md link is down
+    page.evaluate("() => { const md = window.webctpDemo.md; md.retryDelay = 3000; md.ws.close(); }")
+    quotes_panel = page.locator("section.quotes")
+    expect(quotes_panel).to_have_attribute("data-stale", "true")
+    expect(d.tid("quotes-stale")).to_be_visible()
+    expect(d.tid("md-state")).to_contain_text("retrying in 3 s")
+    expect(d.tid("md-state")).to_contain_text("retrying in 2 s")
+    d.shot("stale")
+    expect(d.tid("md-state")).to_have_attribute("data-state", "ready")
+    expect(quotes_panel).to_have_attribute("data-stale", "false")
+    expect(row).to_have_attribute("data-subscribed", "true")
+
+    # --- position actions: close (SHFE: today's lots with Close today), reverse, close all
+    expect(long_rb.get_by_test_id("position-close")).to_be_enabled()
+    long_rb.get_by_test_id("position-close").click()
+    expect(long_rb).to_have_count(0)
+    page.get_by_test_id("tab-trades").click()
     expect(
-        page.locator("[data-testid=toast][data-kind=error]", has_text="bad request").first
-    ).to_be_visible()
-    page.get_by_test_id("tab-positions").click()
+        page.locator(f'[data-testid=trade-row][data-instrument="{rb}"]', has_text="close today")
+    ).not_to_have_count(0)
+    page.get_by_test_id("tab-orders").click()
+    d.quote(cu).click()
+    d.tid("ticket-volume").fill("1")
+    d.limits()
+    price.fill(
+        page.locator("[data-testid=depth-price][data-side=ask][data-level='1']").get_attribute(
+            "data-price"
+        )
+        or ""
+    )
+    submit.click()
+    long_cu = d.position(cu, "long")
+    expect(long_cu).to_have_attribute("data-position", "1")
+    long_cu.get_by_test_id("position-reverse").click()
+    short_cu = d.position(cu, "short")
+    expect(short_cu).to_have_attribute("data-position", "1")
+    expect(long_cu).to_have_count(0)
+    d.settle_queries()
+    d.shot("positions")
+    d.tid("close-all").click()
+    expect(page.locator("[data-testid=position-row]")).to_have_count(0)
+    d.settle_queries()
+    d.dismiss_toasts()
+    d.quote(rb).click()
+    d.chart_ready(rb, "1m", 20)
+    d.axe("trading")
+    d.shot("en")
 
-    # --- close one of today's lots with CloseToday (SHFE), at the lower limit so it fills
-    price.fill(f"{lower:g}")
-    page.get_by_test_id("ticket-submit").click()
+    # --- times: the log and the exchange's order times are both exchange time
+    log_time = page.locator("#log li .t").first.text_content() or ""
+    quote_time = (row.get_attribute("data-time") or "")[:8]
+    apart = abs(seconds_of(log_time) - seconds_of(quote_time))
+    assert min(apart, 86400 - apart) < 120, (log_time, quote_time)
+
+    # --- Chinese: the page's words switch, CTP's own messages stay as sent
+    ctp_message = rejected.locator("[data-field=message]").text_content()
+    d.tid("lang-button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(d.tid("tab-orders")).to_contain_text("委托")
+    expect(d.tid("md-state")).to_contain_text("接收行情中")
+    expect(submit).to_have_text(re.compile("^(买|卖)"))
+    expect(rejected.locator("[data-field=status]")).to_have_text("已拒绝")
+    expect(rejected.locator("[data-field=message]")).to_have_text(ctp_message or "")
+    d.axe("Chinese")
+    d.shot("zh")
+    d.tid("lang-button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+    # --- after a reload the password is not refilled (the user name is)
+    page.reload()
+    expect(d.tid("login-user")).to_have_value("webdemo")
+    expect(d.tid("login-password")).to_have_value("")
+    assert time.monotonic() - started < 150
+
+
+def test_phone_layout(phone: Demo) -> None:
+    from playwright.sync_api import expect
+
+    d = phone
+    page = d.page
+    width = PHONE["width"]
+
+    def fits(loc: Locator) -> None:
+        box = loc.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, box
+
+    def no_sideways_scroll() -> None:
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+
+    fits(d.tid("login-button"))
+    no_sideways_scroll()
+    d.shot("login")
+    d.axe("login form")
+    d.login("phonedemo", "secret2")
+    fits(d.tid("logout-button"))
+    rb = d.nearest("rb")
+    row = d.subscribe(rb)
+    expect(row.get_by_test_id("quote-ask")).to_be_visible()
+    no_sideways_scroll()
+    # one column, large touch targets
+    for loc in (row, d.tid("mtab-trade"), page.locator("[data-testid=depth-price]").first):
+        box = loc.bounding_box()
+        assert box is not None and box["height"] >= 40, box
+    d.shot("market")
+    d.axe("market")
+
+    d.tid("mtab-chart").click()
+    expect(d.tid("mtab-chart")).to_have_attribute("aria-selected", "true")
+    expect(d.tid("chart")).to_be_visible()
+    expect(page.locator("section.quotes")).to_be_hidden()
+    d.chart_ready(rb, "1m", 20)
+    d.shot("chart")
+
+    d.tid("mtab-market").click()
+    page.locator("[data-testid=depth-price][data-side=ask][data-level='1']").click()
+    d.tid("mtab-trade").click()
+    expect(d.tid("ticket-instrument")).to_have_value(rb)
+    submit = d.tid("ticket-submit")
+    box = submit.bounding_box()
+    assert box is not None and box["height"] >= 44
+    fits(submit)
+    _, upper, _ = d.limits()
+    d.tid("ticket-price").fill(f"{upper:g}")
+    d.shot("trade")
+    d.axe("trade")
+    submit.click()
+
+    d.tid("mtab-orders").click()
+    expect(d.orders(rb, "0")).to_have_count(1)
+    no_sideways_scroll()
+    d.shot("orders")
+
+    d.tid("mtab-account").click()
+    pos = d.position(rb, "long")
     expect(pos).to_have_attribute("data-position", "1")
-    expect(pos.locator("[data-field=today]")).to_have_text("1")
-    expect(page.get_by_test_id("trades-count")).to_have_text(re.compile(r"^([2-9]|\d{2,})$"))
-
-    # --- screenshot of the page in use, once the re-queries after the last trade are answered
-    expect(page.get_by_test_id("query-status")).to_have_attribute("data-pending", "0")
-    close_buttons = page.locator("[data-testid=toast] .close")
-    for _ in range(20):
-        if close_buttons.count() == 0:
-            break
-        close_buttons.last.click()
-    row.click()  # select the quote again so the chart shows it
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "demo.png"))
-
-    # --- log out
-    page.get_by_test_id("logout-button").click()
-    expect(page.get_by_test_id("td-state")).to_have_attribute("data-state", "offline")
-    expect(page.get_by_test_id("md-state")).to_have_attribute("data-state", "offline")
-    expect(page.get_by_test_id("login-button")).to_be_visible()
-    expect(page.locator("[data-testid=order-row]")).to_have_count(0)
-
-    assert time.monotonic() - started < 100
+    expect(d.tid("account-equity")).to_have_text(re.compile(r"^[\d,]+\.\d\d$"))
+    d.settle_queries()
+    d.dismiss_toasts()
+    d.shot("account")
+    d.axe("account")
+    pos.get_by_test_id("position-close").click()
+    expect(pos).to_have_count(0)
+    d.settle_queries()
+    d.tid("logout-button").click()
+    expect(d.tid("td-state")).to_have_attribute("data-state", "offline")
+    expect(d.tid("login-button")).to_be_visible()

@@ -16,7 +16,15 @@ Importing this package never imports ``openctp_ctp``.
 """
 
 from ._exchange import Exchange, get_exchange
+from ._history import generated_history
 from ._settings import SimSettings
 from ._store import DatabaseError, DatabaseInUse
 
-__all__ = ["DatabaseError", "DatabaseInUse", "Exchange", "SimSettings", "get_exchange"]
+__all__ = [
+    "DatabaseError",
+    "DatabaseInUse",
+    "Exchange",
+    "SimSettings",
+    "generated_history",
+    "get_exchange",
+]
