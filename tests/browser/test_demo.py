@@ -176,7 +176,7 @@ class Demo:
         self.base_url = base_url
         self.errors: list[str] = []
         self.outside: list[str] = []
-        self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+        self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type, unused-ignore]
         self.page = pg = self.context.new_page()
         pg.set_default_timeout(WAIT_MS)
         pg.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
