@@ -53,9 +53,11 @@ REQUIRE_ENV = "WEBCTP_REQUIRE_LOCALCTP"
 
 def cache_root() -> Path:
     given = os.environ.get("WEBCTP_TEST_CACHE")
-    base = Path(given) if given else Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    ) / "webctp-tests"
+    base = (
+        Path(given)
+        if given
+        else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "webctp-tests"
+    )
     return base / "localctp"
 
 

@@ -48,7 +48,7 @@ def _largest(spec: FieldSpec) -> object:
 
 def _callbacks(module: Any, api: str, base: type, report: dict[str, Any]) -> None:
     sink = _Sink()
-    spi = spi_class(base, api)(sink)  # type: ignore[arg-type]
+    spi = spi_class(base, api)(sink)
     full = load()
     called: list[str] = []
     for name, cb in full.api(api).callbacks.items():  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,11 @@ from tests.service.client import connect, http_get
 from .conftest import ROOT, LocaleCache, child_env, fake_front, service_process, write_config
 
 pytestmark = pytest.mark.ctp
+
+
+def _answers(rid: int, frame: dict[str, Any]) -> bool:
+    return frame.get("RequestID") == rid
+
 
 ALLOWED = ("6.7.2.8", "6.7.7.1", "6.7.8.0", "6.7.9.0", "6.7.10.0", "6.7.11.0")
 
@@ -83,7 +89,7 @@ async def test_service_reports_version_and_refuses_what_the_binding_lacks(
             # a request the binding lacks: -400 naming it and the version, even before login
             for rid, msg_type in enumerate(probe["requests_unavailable"], start=1):
                 await client.send({"MsgType": msg_type, "RequestID": rid})
-                err = await client.expect(lambda f, r=rid: f.get("RequestID") == r)
+                err = await client.expect(partial(_answers, rid))
                 assert err["RspInfo"]["ErrorID"] == -400, err
                 assert msg_type in err["Detail"] and f"openctp-ctp {version}" in err["Detail"]
             # a field the binding lacks: -400 naming the field and the version, never dropped

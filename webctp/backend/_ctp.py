@@ -91,7 +91,8 @@ _PROBE = (
     "c = ctypes.CDLL(None)\n"
     "c.newlocale.restype = ctypes.c_void_p\n"
     "c.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]\n"
-    f"ok = [c.newlocale({_LC_ALL_MASK}, n, None) for n in {(LOCALE.encode(), LOCALE_ALIAS.encode())!r}]\n"
+    f"names = {(LOCALE.encode(), LOCALE_ALIAS.encode())!r}\n"
+    f"ok = [c.newlocale({_LC_ALL_MASK}, n, None) for n in names]\n"
     "sys.exit(0 if all(ok) else 1)\n"
 )
 
