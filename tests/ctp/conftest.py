@@ -165,6 +165,11 @@ async def fake_front(*, close: bool) -> AsyncIterator[Front]:
         nursery.cancel_scope.cancel()
 
 
+def answer_to(rid: int) -> Callable[[dict[str, object]], bool]:
+    """A ``Client.expect`` predicate: the frame answering RequestID ``rid``."""
+    return lambda frame: frame.get("RequestID") == rid
+
+
 def unused_port() -> int:
     """A loopback port with nothing listening (connections are refused)."""
     import socket

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,17 @@ import pytest
 
 from tests.service.client import connect, http_get
 
-from .conftest import ROOT, LocaleCache, child_env, fake_front, service_process, write_config
+from .conftest import (
+    ROOT,
+    LocaleCache,
+    answer_to,
+    child_env,
+    fake_front,
+    service_process,
+    write_config,
+)
 
 pytestmark = pytest.mark.ctp
-
-
-def _answers(rid: int, frame: dict[str, Any]) -> bool:
-    return frame.get("RequestID") == rid
 
 
 ALLOWED = ("6.7.2.8", "6.7.7.1", "6.7.8.0", "6.7.9.0", "6.7.10.0", "6.7.11.0")
@@ -89,7 +92,7 @@ async def test_service_reports_version_and_refuses_what_the_binding_lacks(
             # a request the binding lacks: -400 naming it and the version, even before login
             for rid, msg_type in enumerate(probe["requests_unavailable"], start=1):
                 await client.send({"MsgType": msg_type, "RequestID": rid})
-                err = await client.expect(partial(_answers, rid))
+                err = await client.expect(answer_to(rid))
                 assert err["RspInfo"]["ErrorID"] == -400, err
                 assert msg_type in err["Detail"] and f"openctp-ctp {version}" in err["Detail"]
             # a field the binding lacks: -400 naming the field and the version, never dropped
@@ -98,10 +101,10 @@ async def test_service_reports_version_and_refuses_what_the_binding_lacks(
                 await client.send(
                     {"MsgType": "ReqOrderInsert", "InputOrder": {field: "1"}, "RequestID": 99}
                 )
-                err = await client.expect(lambda f: f.get("RequestID") == 99)
+                err = await client.expect(answer_to(99))
                 assert err["RspInfo"]["ErrorID"] == -400, err
                 assert err["Detail"].startswith(f"InputOrder.{field}: not in openctp-ctp {version}")
             # what every binding has passes validation (and waits for login)
             await client.send({"MsgType": "ReqQryOrder", "QryOrder": {}, "RequestID": 100})
-            err = await client.expect(lambda f: f.get("RequestID") == 100)
+            err = await client.expect(answer_to(100))
             assert err["RspInfo"]["ErrorID"] == -401, err
