@@ -48,7 +48,8 @@ HEADERS = {"6.7.2.8": "6.7.2", "6.7.7.1": "6.7.7", "6.7.8.0": "6.7.8"}
 """Binding version -> LocalCTP header folder with exactly its structs and methods."""
 
 REQUIRE_ENV = "WEBCTP_REQUIRE_LOCALCTP"
-"""Set (by ``nox -s ctp_versions``) to turn a missing compiler or library into a failure."""
+"""Set (by ``nox -s ctp_versions``): with the source present, a missing compiler or
+libsqlite3-dev fails the tests instead of skipping them."""
 
 
 def cache_root() -> Path:
