@@ -88,7 +88,9 @@ async def login(client: Client, rid: int) -> Frame:
     return frame
 
 
-async def feed(client: Client, rid: int, last: float, bid: float, ask: float) -> None:
+async def feed(
+    client: Client, rid: int, last: float, bid: float, ask: float, instrument: str = "rb2506"
+) -> None:
     """A market snapshot for LocalCTP, through the generic request (its documented mapping)."""
     await client.send(
         {
@@ -96,10 +98,11 @@ async def feed(client: Client, rid: int, last: float, bid: float, ask: float) ->
             "RequestID": rid,
             "InputQuote": {
                 **INSTRUMENT,
+                "InstrumentID": instrument,
                 "BrokerID": DAY,  # TradingDay
                 "InvestorID": DAY,  # ActionDay
                 "ClientID": "10:00:00",  # UpdateTime
-                "UserID": f"{last:g}",  # LastPrice
+                "UserID": f"{last:g}",  # LastPrice (above 1e12: LocalCTP stores DBL_MAX)
                 "ForQuoteSysID": "3500",  # SettlementPrice (always finite)
                 "BidOrderRef": "3850",  # UpperLimitPrice
                 "AskOrderRef": "3150",  # LowerLimitPrice
@@ -176,8 +179,9 @@ async def test_td_flow(localctp_site: Path, locale_cache: LocaleCache, tmp_path:
             inst = await query(client, "ReqQryInstrument", 3, {"InstrumentID": "rb2506"})
             assert len(inst) == 1 and inst[0]["ExchangeID"] == "SHFE"
             assert inst[0]["PriceTick"] == 1.0 and inst[0]["VolumeMultiple"] == 10
-            # unset doubles outside DepthMarketData pass through as CTP has them (a number)
-            assert isinstance(inst[0]["StrikePrice"], float) and inst[0]["StrikePrice"] > 1e300
+            # doubles outside DepthMarketData pass through as CTP has them: the counter's
+            # "no strike price" (1.79769e+308 in its instrument.csv) stays that number
+            assert inst[0]["StrikePrice"] == 1.79769e308
 
             await feed(client, 4, last=3500, bid=3499, ask=3501)
 
@@ -251,6 +255,20 @@ async def test_td_flow(localctp_site: Path, locale_cache: LocaleCache, tmp_path:
             (account,) = await query(client, "ReqQryTradingAccount", 13)
             assert account["CurrMargin"] > 0 and positions[0]["UseMargin"] == account["CurrMargin"]
             assert account["Available"] < account["Balance"]
+
+            # in DepthMarketData an unset double (DBL_MAX) is 0
+            await feed(client, 17, last=1e13, bid=5000, ask=5002, instrument="ag2506")
+            await client.send(
+                {
+                    "MsgType": "ReqQryDepthMarketData",
+                    "QryDepthMarketData": {"InstrumentID": "ag2506", "ExchangeID": "SHFE"},
+                    "RequestID": 18,
+                }
+            )
+            (depth,) = await client.collect("RspQryDepthMarketData", 18)
+            tick = depth["DepthMarketData"]
+            assert tick["InstrumentID"] == "ag2506" and tick["AskPrice1"] == 5002.0
+            assert tick["LastPrice"] == 0.0 and tick["SettlementPrice"] == 3500.0
 
             # logout and log in again on the same socket
             await client.send({"MsgType": "ReqUserLogout", "UserLogout": {}, "RequestID": 14})
