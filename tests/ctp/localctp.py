@@ -136,7 +136,9 @@ def binding_copy(library: Path, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("openctp_ctp", "openctp_ctp.libs"):
         shutil.copytree(site / name, dest / name)
-    info = Path(str(dist._path))  # type: ignore[attr-defined]  # the .dist-info folder
+    # the .dist-info folder too: the service reads the version from the copy's metadata
+    record = next(f for f in dist.files or () if f.name == "METADATA")
+    info = Path(str(dist.locate_file(record))).parent
     shutil.copytree(info, dest / info.name)
     vendor = sorted((dest / "openctp_ctp.libs").glob("libthosttraderapi_se*.so"))
     assert len(vendor) == 1, vendor
