@@ -50,3 +50,19 @@ def bench(session: nox.Session) -> None:
     """Benchmarks; writes docs/benchmarks.md. ``nox -s bench -- --quick`` for a smoke run."""
     session.install("-e", ".[test]", "py-spy")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+# openctp-ctp versions the pin (>=6.7.2,<6.8) allows; LocalCTP has headers for the first three.
+CTP_VERSIONS = ["6.7.2.8", "6.7.7.1", "6.7.8.0", "6.7.9.0", "6.7.10.0", "6.7.11.0"]
+
+
+@nox.session(python=PYTHON, reuse_venv=False, default=False)
+@nox.parametrize("binding", CTP_VERSIONS)
+def ctp_versions(session: nox.Session, binding: str) -> None:
+    """tests/ctp in a fresh environment per binding version: import, every callback's capture,
+    loopback connects; LocalCTP end to end on 6.7.2.8/6.7.7.1/6.7.8.0 (built from
+    ../shared/localctp; needs g++, make, libsqlite3-dev). pip's cache serves the downloads."""
+    session.install("-e", ".[test]", f"openctp-ctp=={binding}")
+    # with the LocalCTP source present, a missing compiler fails instead of skipping
+    env = {"WEBCTP_EXPECT_BINDING": binding, "WEBCTP_REQUIRE_LOCALCTP": "1"}
+    session.run("pytest", "tests/ctp", "-m", "ctp", "-rs", *session.posargs, env=env)

@@ -70,6 +70,7 @@ def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
             "md": f"{base}/md/" if mode in ("md", "all") else None,
             "mode": mode,
             "backend": ctx.backend.name,
+            "binding": ctx.backend.version,  # openctp-ctp's version; null for the simulator
             "broker_id": cfg.ctp.broker_id,
             "token_required": bool(cfg.server.token),
             "login_hint": (

@@ -154,6 +154,8 @@ class MdSession(Session):
 
     async def request(self, msg_type: str, env: envelope.Envelope) -> None:
         spec = self.catalogue.md.requests[msg_type]
+        if msg_type in self.catalogue.unavailable:  # the loaded binding lacks it
+            raise ProtocolError(Code.BAD_REQUEST, self.catalogue.unavailable[msg_type])
         assignments = validate(
             self.catalogue.struct(spec.struct), env.body.get(spec.payload_key), key=spec.payload_key
         )

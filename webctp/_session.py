@@ -28,7 +28,7 @@ from . import _flow
 from ._bridge import Event, Sink, spi_class
 from ._context import ServiceContext
 from .protocol import codec
-from .protocol.catalogue import Api, Catalogue, load
+from .protocol.catalogue import Api, Catalogue
 from .protocol.errors import Code, disconnect_description, error_message
 from .protocol.validate import Assignments
 
@@ -94,7 +94,7 @@ class Session:
     def __init__(self, ctx: ServiceContext, out: FrameOut) -> None:
         self.ctx = ctx
         self.cfg = ctx.cfg
-        self.catalogue: Catalogue = load()
+        self.catalogue: Catalogue = ctx.backend.catalogue  # as far as the binding has it
         self.out = out
         self.id = next(_session_ids)
         self.sink = Sink(self.cfg.limits.event_queue_bytes, self.cfg.limits.event_backlog_s)

@@ -77,6 +77,14 @@ class TdSession(Session):
                 detail=f"{env.msg_type} is not a trader API request (see docs/td_protocol.md)",
             )
             return
+        if spec.msg_type in self.catalogue.unavailable:  # the loaded binding lacks it
+            await self.send_error(
+                Code.BAD_REQUEST,
+                request=spec.msg_type,
+                request_id=env.request_id,
+                detail=self.catalogue.unavailable[spec.msg_type],
+            )
+            return
         try:
             assignments = validate(
                 self.catalogue.struct(spec.struct),

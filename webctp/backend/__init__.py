@@ -6,9 +6,12 @@ above this package knows which one it talks to.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
+
+from webctp.protocol.catalogue import Catalogue, load
 
 if TYPE_CHECKING:  # importing the config pulls in the simulator; the locale check needs neither
     from webctp.config import CtpConfig
@@ -19,6 +22,10 @@ class ApiModules:
     name: str
     td: ModuleType
     md: ModuleType
+    catalogue: Catalogue = dataclasses.field(default_factory=load)
+    """The message catalogue restricted to what this backend has (``_adapt``)."""
+    version: str | None = None
+    """The loaded binding's version (``openctp-ctp`` 6.7.x), None for the simulator."""
 
 
 def load_backend(cfg: CtpConfig) -> ApiModules:
@@ -31,7 +38,8 @@ def load_backend(cfg: CtpConfig) -> ApiModules:
         from webctp.sim import mdapi, tdapi
 
         return ApiModules("sim", tdapi, mdapi)
-    from ._ctp import import_binding
+    from ._ctp import import_binding, loaded_catalogue
 
     td, md = import_binding()
-    return ApiModules("ctp", td, md)
+    catalogue, version = loaded_catalogue()
+    return ApiModules("ctp", td, md, catalogue, version)

@@ -32,9 +32,14 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
+from webctp.protocol.catalogue import Catalogue, load
+
 log = logging.getLogger("webctp.ctp")
 
 LOCALE = "zh_CN.GB18030"
+LOCALE_ALIAS = "zh_CN.gb18030"
+"""The same locale under the lower-case name: glibc looks names up as written, and some CTP
+libraries (LocalCTP's, for one) ask for this spelling; the cache holds it as a symlink."""
 _LC_ALL_MASK = 8127  # glibc's LC_ALL_MASK
 _LOCALEDEF_TIMEOUT_S = 300.0
 
@@ -51,8 +56,9 @@ def _needs_locale() -> bool:
     return sys.platform.startswith("linux")
 
 
-def has_locale() -> bool:
-    """Whether glibc can create zh_CN.GB18030 now (honours LOCPATH). Never imports the binding."""
+def has_locale(name: str = LOCALE) -> bool:
+    """Whether glibc can create locale ``name`` now (honours LOCPATH). Never imports the
+    binding."""
     try:
         libc = ctypes.CDLL(None)  # the symbols already loaded into this process: glibc's
         newlocale = libc.newlocale
@@ -62,7 +68,7 @@ def has_locale() -> bool:
     newlocale.restype = ctypes.c_void_p
     newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
     freelocale.argtypes = [ctypes.c_void_p]
-    handle = newlocale(_LC_ALL_MASK, LOCALE.encode(), None)
+    handle = newlocale(_LC_ALL_MASK, name.encode(), None)
     if not handle:
         return False
     freelocale(handle)
@@ -85,7 +91,9 @@ _PROBE = (
     "c = ctypes.CDLL(None)\n"
     "c.newlocale.restype = ctypes.c_void_p\n"
     "c.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]\n"
-    f"sys.exit(0 if c.newlocale({_LC_ALL_MASK}, {LOCALE.encode()!r}, None) else 1)\n"
+    f"names = {(LOCALE.encode(), LOCALE_ALIAS.encode())!r}\n"
+    f"ok = [c.newlocale({_LC_ALL_MASK}, n, None) for n in names]\n"
+    "sys.exit(0 if all(ok) else 1)\n"
 )
 
 
@@ -110,11 +118,14 @@ def _usable(folder: Path) -> bool:
 
 
 def ensure_locale() -> None:
-    """Make zh_CN.GB18030 available to this process, or raise BindingUnavailable."""
-    if not _needs_locale() or has_locale():
+    """Make zh_CN.GB18030 (under both spellings, ``LOCALE_ALIAS``) available to this process,
+    or raise BindingUnavailable."""
+    if not _needs_locale() or (has_locale() and has_locale(LOCALE_ALIAS)):
         return
     folder = cache_dir()
     target = folder / LOCALE
+    if target.is_dir():
+        _link_alias(folder)  # caches from webctp versions that built one spelling only
     if not (target.is_dir() and _usable(folder)):
         _build(folder, target)
     previous = os.environ.get("LOCPATH")
@@ -126,6 +137,20 @@ def ensure_locale() -> None:
             os.environ["LOCPATH"] = previous
         raise BindingUnavailable(howto(f"glibc does not accept the locale built in {folder}"))
     log.info("event=locale_ready locale=%s locpath=%s", LOCALE, os.environ["LOCPATH"])
+
+
+def _link_alias(folder: Path) -> None:
+    """``folder/zh_CN.gb18030`` -> ``zh_CN.GB18030`` (relative), replaced atomically."""
+    alias = folder / LOCALE_ALIAS
+    if alias.is_symlink() or alias.exists():
+        return
+    temp = folder / f".{LOCALE_ALIAS}.{os.getpid()}"
+    try:
+        temp.unlink(missing_ok=True)
+        temp.symlink_to(LOCALE)
+        os.replace(temp, alias)
+    except OSError:
+        temp.unlink(missing_ok=True)  # _usable() then reports the locale as incomplete
 
 
 def _build(folder: Path, target: Path) -> None:
@@ -155,6 +180,7 @@ def _build(folder: Path, target: Path) -> None:
             said = (result.stderr + result.stdout).strip().splitlines()
         except (OSError, subprocess.TimeoutExpired) as exc:
             said = [str(exc)]
+        _link_alias(work)
         if not _usable(work):
             reason = "localedef could not build it"
             if said:
@@ -164,6 +190,7 @@ def _build(folder: Path, target: Path) -> None:
             shutil.rmtree(target, ignore_errors=True)  # a broken leftover from older versions
         try:
             built.rename(target)
+            _link_alias(folder)
         except OSError:
             if not _usable(folder):  # not another process winning the race: a real failure
                 raise BindingUnavailable(
@@ -195,6 +222,7 @@ def howto(reason: str) -> str:
 
 
 _modules: tuple[ModuleType, ModuleType] | None = None
+_adapted: tuple[Catalogue, str] | None = None
 
 
 def binding_version() -> str | None:
@@ -233,3 +261,27 @@ def import_binding() -> tuple[ModuleType, ModuleType]:
     log.info("event=ctp_binding version=%s api_version=%r", version, api_version)
     _modules = (tdapi, mdapi)
     return _modules
+
+
+def loaded_catalogue() -> tuple[Catalogue, str]:
+    """The catalogue restricted to the imported binding, and the binding's version (once per
+    process; logs what the binding lacks compared with the catalogue)."""
+    global _adapted
+    if _adapted is not None:
+        return _adapted
+    from ._adapt import adapt, summary
+
+    td, md = import_binding()
+    version = binding_version() or "unknown"
+    full = load()
+    adapted = adapt(full, td, md, f"openctp-ctp {version}")
+    fields, requests = summary(adapted)
+    log.info(
+        "event=ctp_catalogue binding=%s catalogue=%r fields_missing=%d requests_missing=%d",
+        version,
+        full.binding,
+        fields,
+        requests,
+    )
+    _adapted = (adapted, version)
+    return _adapted

@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FieldKind = Literal["c", "s", "i", "f"]
@@ -41,6 +42,9 @@ class StructSpec:
     """Short name, e.g. ``InputOrder`` (the binding's class is ``CThostFtdcInputOrderField``)."""
     fields: tuple[FieldSpec, ...]
     doc: str
+    unavailable: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Catalogue fields the loaded binding's struct lacks (not in ``fields``), each with the
+    reason a request naming it is refused (see ``webctp.backend._adapt``)."""
 
     @functools.cached_property
     def by_name(self) -> dict[str, FieldSpec]:
@@ -133,6 +137,8 @@ class Catalogue:
     md: ApiSpec
     structs: dict[str, StructSpec]
     constants: dict[str, str | int]
+    unavailable: Mapping[str, str] = field(default_factory=dict, compare=False)
+    """Request MsgTypes the loaded binding lacks, each with the reason it is refused."""
 
     def api(self, name: Api) -> ApiSpec:
         return self.td if name == "td" else self.md

@@ -68,7 +68,11 @@ def check_field(spec: FieldSpec, value: object) -> object:
 
 
 def validate(struct: StructSpec, payload: object, *, key: str) -> Assignments:
-    """Check ``payload`` (a JSON object, or null/missing for an empty struct)."""
+    """Check ``payload`` (a JSON object, or null/missing for an empty struct).
+
+    A field of the catalogue that the loaded binding lacks is refused with the reason recorded
+    in ``struct.unavailable`` (it names the field and the binding version), never dropped.
+    """
     if payload is None:
         return ()
     if not isinstance(payload, dict):
@@ -78,7 +82,8 @@ def validate(struct: StructSpec, payload: object, *, key: str) -> Assignments:
     for name, value in payload.items():
         spec = fields.get(name)
         if spec is None:
-            raise ProtocolError(Code.BAD_REQUEST, f"{key}.{name}: unknown field")
+            reason = struct.unavailable.get(name, "unknown field")
+            raise ProtocolError(Code.BAD_REQUEST, f"{key}.{name}: {reason}")
         try:
             out.append((name, check_field(spec, value)))
         except ValueError as exc:
