@@ -192,3 +192,23 @@ def test_flow_folders_private_and_pruned(tmp_path: Path) -> None:
     _flow.release(held)
     assert _flow.prune(str(root), retention_s=3600, now=now + 7200) == 1
     assert list((root / "td").iterdir()) == []
+
+
+def test_settlement_text_split_between_rows_is_decoded_whole() -> None:
+    """The binding gives SettlementInfo.Content as raw GB18030 bytes in fixed-size chunks; a
+    character cut between two rows must come out whole, not as two U+FFFD."""
+    from webctp._session import Pending
+    from webctp._td import _decode_chunks
+
+    text = "交易结算单（盯市）\n客户号 12345 期货公司 模拟\n" * 7
+    raw = text.encode("gb18030")
+    cut = [raw[i : i + 13] for i in range(0, len(raw), 13)]  # odd size: cuts characters
+    assert any(c[-1] >= 0x80 for c in cut[:-1])
+    pending = Pending("ReqQrySettlementInfo", 5)
+    rows = []
+    for i, chunk in enumerate(cut):
+        payload: dict[str, object] = {"Content": chunk, "SequenceNo": i}
+        _decode_chunks(payload, pending, is_last=i == len(cut) - 1)
+        rows.append(payload["Content"])
+    assert "".join(str(r) for r in rows) == text
+    assert "\ufffd" not in "".join(str(r) for r in rows)

@@ -13,6 +13,7 @@ task). Teardown (``release``) runs shielded and time-bounded, off the Trio threa
 
 from __future__ import annotations
 
+import codecs
 import enum
 import itertools
 import logging
@@ -77,6 +78,9 @@ class Pending:
     rows: list[Event] = field(default_factory=list)
     done: trio.Event = field(default_factory=trio.Event)
     failure: tuple[int, str] | None = None
+    text: codecs.IncrementalDecoder | None = None
+    """Decodes text CTP sends as raw GB18030 bytes in chunks (settlement ``Content``), so that
+    a character split between two rows comes out whole."""
 
 
 class LoginFailed(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections import OrderedDict
 from functools import partial
@@ -26,6 +27,16 @@ from .protocol.validate import Assignments, validate
 log = logging.getLogger("webctp.td")
 
 _IDENTITY_FIELDS = ("BrokerID", "InvestorID", "UserID")
+
+
+def _decode_chunks(payload: dict[str, Any], pending: Pending, is_last: bool) -> None:
+    """Text the binding hands over as raw bytes (settlement ``Content``: GB18030 in chunks of
+    a fixed size, split anywhere) is decoded across the rows of one answer."""
+    for key, value in payload.items():
+        if isinstance(value, bytes):
+            if pending.text is None:
+                pending.text = codecs.getincrementaldecoder("gb18030")("replace")
+            payload[key] = pending.text.decode(value, final=is_last)
 
 
 def _fits(field: FieldSpec, value: str) -> bool:
@@ -300,8 +311,11 @@ class TdSession(Session):
             self.ctx.metrics.ctp_retries += 1
             return  # CTP's query flow control: the limiter retries it, the client never sees 90
         client_rid = pending.client_rid if pending is not None else None
+        payload = self._payload(ev)
+        if payload is not None and pending is not None:
+            _decode_chunks(payload, pending, ev.is_last)
         frame = codec.response(
-            cb.msg_type, cb.payload_key, self._payload(ev), ev.info, client_rid, ev.is_last
+            cb.msg_type, cb.payload_key, payload, ev.info, client_rid, ev.is_last
         )
         if pending is not None and cb.name == "OnRspError":
             frame["Request"] = pending.request
