@@ -115,6 +115,19 @@ def all_examples() -> list[Example]:
     return [e for path in DOCS for e in examples(path)]
 
 
+def python_examples() -> list[tuple[str, str]]:
+    """``(name, code)`` of the ```python blocks that use the client (run by the tests with
+    the service's address in place of ``ws://127.0.0.1:8081``)."""
+    found = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            if "webctp.client" in match.group(1):
+                line = text.count("\n", 0, match.start()) + 1
+                found.append((f"{path.name}:{line}", match.group(1)))
+    return found
+
+
 def mismatch(expected: Any, actual: Any, where: str = "") -> str | None:
     """Why ``actual`` does not show what ``expected`` shows (None when it does)."""
     if expected == ANY:

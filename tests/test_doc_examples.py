@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -25,7 +26,15 @@ from webctp.service import ServiceInfo, run_service
 from webctp.sim import Exchange
 
 from .conftest import replace
-from .doc_examples import ANY, Example, Step, all_examples, mismatch, parse_block
+from .doc_examples import (
+    ANY,
+    Example,
+    Step,
+    all_examples,
+    mismatch,
+    parse_block,
+    python_examples,
+)
 from .service.client import Client, connect
 
 EXAMPLE_TIME = datetime(2026, 11, 26, 10, 0, 0)
@@ -134,6 +143,28 @@ async def test_doc_example_runs(example: Example, cfg: Config, tmp_path: Path) -
     async with example_service(cfg, tmp_path) as (service, exchange):
         with trio.fail_after(30):
             await run_example(example, service, exchange)
+
+
+PYTHON_EXAMPLES = python_examples()
+
+
+@pytest.mark.parametrize(
+    "code", [c for _, c in PYTHON_EXAMPLES], ids=[n for n, _ in PYTHON_EXAMPLES]
+)
+async def test_doc_python_example_runs(code: str, cfg: Config, tmp_path: Path) -> None:
+    assert "ws://127.0.0.1:8081/" in code
+    async with example_service(cfg, tmp_path) as (service, _):
+        code = code.replace("ws://127.0.0.1:8081/", f"ws://127.0.0.1:{service.ws_port}/")
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [sys.executable, "-c", code], capture_stdout=True, capture_stderr=True, check=False
+            )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.strip(), "the example printed nothing"
+
+
+def test_the_readme_shows_the_client() -> None:
+    assert any(name.startswith("README.md") for name, _ in PYTHON_EXAMPLES)
 
 
 # -- the checker itself must be able to fail ---------------------------------------------
