@@ -9,6 +9,7 @@ import trio
 from trio_websocket import serve_websocket
 
 from webctp.client import (
+    ClientError,
     ConnectionLost,
     CtpError,
     OrderRejected,
@@ -200,3 +201,43 @@ async def test_connection_lost_fails_waiters(nursery: trio.Nursery) -> None:
         assert lost.value.code == 1011 and lost.value.reason == "boom"
         with pytest.raises(ConnectionLost):
             await td.query("QryOrder")
+
+
+async def test_push_listener_that_falls_behind_is_told(service: ServiceInfo) -> None:
+    async with connect_td(url(service, "/td/")) as td:
+        await td.login("gus", "pw")
+        inst = await instrument(td)
+        (md,) = await td.query("QryDepthMarketData", {"InstrumentID": inst["InstrumentID"]})
+        async with td.pushes({"RtnOrder"}, buffer=2) as pushes:
+            order = await td.insert_order(inst["InstrumentID"], "buy", 1, md["UpperLimitPrice"])
+            with trio.fail_after(10):
+                await order.wait_done()  # 3 RtnOrder: one more than the buffer holds
+            got = [await pushes.__anext__(), await pushes.__anext__()]
+            assert all(f["MsgType"] == "RtnOrder" for f in got)
+            with pytest.raises(ClientError, match="fell behind"):
+                await pushes.__anext__()
+
+
+async def test_ticks_and_orders_end_with_connection_lost(service: ServiceInfo, cfg: Config) -> None:
+    ids = await subscribed_ids(service, 1)
+    with pytest.raises(ConnectionLost):
+        async with connect_md(url(service, "/md/")) as md:
+            await md.login()
+            subscription = await md.subscribe(ids).start()
+            await subscription.__anext__()
+            await md.aclose()
+            with trio.fail_after(10):
+                while True:
+                    await subscription.__anext__()  # what was received, then the loss
+    async with connect_td(url(service, "/td/")) as td:
+        await td.login("hal", "pw")
+        inst = await instrument(td)
+        (md_row,) = await td.query("QryDepthMarketData", {"InstrumentID": inst["InstrumentID"]})
+        order = await td.insert_order(inst["InstrumentID"], "buy", 1, md_row["LowerLimitPrice"])
+        with trio.fail_after(10):
+            await order.wait_accepted()
+        await td.aclose()
+        with trio.fail_after(10), pytest.raises(ConnectionLost):
+            await order.wait_done()
+        with pytest.raises(ConnectionLost):
+            await td.insert_order(inst["InstrumentID"], "buy", 1, md_row["LowerLimitPrice"])
