@@ -3,8 +3,8 @@
 The frames a block sends are sent as shown; the frames it shows arriving must arrive in that
 order, each with the fields and values shown (``tests/doc_examples.py`` has the notation).
 The simulator runs with its clock fixed at ``EXAMPLE_TIME`` (the docs' example date, see
-docs/simulator.md) and no market clock, so its instruments, prices and sessions are those the
-docs show.
+README.md, "A session in JSON") and no market clock, so its instruments, prices and sessions
+are those the docs show.
 """
 
 from __future__ import annotations
