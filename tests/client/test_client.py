@@ -241,3 +241,25 @@ async def test_ticks_and_orders_end_with_connection_lost(service: ServiceInfo, c
             await order.wait_done()
         with pytest.raises(ConnectionLost):
             await td.insert_order(inst["InstrumentID"], "buy", 1, md_row["LowerLimitPrice"])
+
+
+async def test_token_is_sent(nursery: trio.Nursery, cfg: Config) -> None:
+    from tests.conftest import replace
+
+    info: ServiceInfo = await nursery.start(
+        run_service, replace(cfg, server={"token": "s3cret&x=1"})
+    )
+    async with connect_td(url(info, "/td/"), token="s3cret&x=1") as td:
+        assert (await td.login("ivan", "pw"))["UserID"] == "ivan"
+    with pytest.raises(ConnectionLost) as refused:
+        async with connect_td(url(info, "/td/"), token="wrong"):
+            pass
+    assert refused.value.code == 401 and refused.value.reason == "missing or wrong token"
+    probe = trio.socket.socket()
+    await probe.bind(("127.0.0.1", 0))
+    free_port = probe.getsockname()[1]
+    probe.close()  # bound, never listening, closed: nothing answers there
+    with pytest.raises(ConnectionLost) as nobody:
+        async with connect_td(f"ws://127.0.0.1:{free_port}/td/"):
+            pass
+    assert nobody.value.code is None and "cannot connect" in (nobody.value.reason or "")

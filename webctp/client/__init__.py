@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from ssl import SSLContext
 from typing import TypeVar
 from urllib.parse import urlencode
 
 import trio
-from trio_websocket import open_websocket_url
+from trio_websocket import ConnectionRejected, HandshakeError, open_websocket_url
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -73,16 +73,23 @@ async def _connect(
     if token:
         url += ("&" if "?" in url else "?") + urlencode({"token": token})
     try:
-        async with (
-            open_websocket_url(
-                url,
-                ssl_context,
-                connect_timeout=connect_timeout,
-                disconnect_timeout=5,
-                max_message_size=MAX_MESSAGE_BYTES,
-            ) as ws,
-            trio.open_nursery() as nursery,
-        ):
+        async with AsyncExitStack() as stack:
+            try:
+                ws = await stack.enter_async_context(
+                    open_websocket_url(
+                        url,
+                        ssl_context,
+                        connect_timeout=connect_timeout,
+                        disconnect_timeout=5,
+                        max_message_size=MAX_MESSAGE_BYTES,
+                    )
+                )
+            except ConnectionRejected as exc:  # e.g. 401: missing or wrong token
+                body = exc.body.decode("utf-8", "replace").strip() if exc.body else ""
+                raise ConnectionLost(exc.status_code, body or "connection refused") from None
+            except (HandshakeError, OSError, trio.TooSlowError) as exc:
+                raise ConnectionLost(None, f"cannot connect: {exc!r}") from None
+            nursery = await stack.enter_async_context(trio.open_nursery())
             client = cls(ws, send_timeout=send_timeout)
             nursery.start_soon(client.run)
             try:
