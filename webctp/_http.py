@@ -52,6 +52,10 @@ def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
     async def web_file(name: str) -> Any:
         response = await send_from_directory(root, name)
         response.cache_control.no_cache = True
+        if name == "webctp.js":
+            # the browser client is a public library: pages served elsewhere may import it
+            # (the WebSockets have their own checks: server.allowed_origins, server.token)
+            response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     @app.route("/api/endpoints")

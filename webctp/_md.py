@@ -124,6 +124,7 @@ class MdSession(Session):
                     request=msg_type,
                     request_id=env.request_id,
                     detail=f"{msg_type} is not a market-data request (see docs/md_protocol.md)",
+                    msg_type="RspError",  # no response of that name exists (td_protocol.md)
                 )
         except ProtocolError as exc:
             await self.send_error(

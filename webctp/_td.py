@@ -86,6 +86,7 @@ class TdSession(Session):
                 request=env.msg_type,
                 request_id=env.request_id,
                 detail=f"{env.msg_type} is not a trader API request (see docs/td_protocol.md)",
+                msg_type="RspError",  # no response of that name exists (td_protocol.md)
             )
             return
         if spec.msg_type in self.catalogue.unavailable:  # the loaded binding lacks it

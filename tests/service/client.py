@@ -10,6 +10,8 @@ import orjson
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
+from tests.schema_check import check_frame
+
 Frame = dict[str, Any]
 
 
@@ -27,6 +29,7 @@ class Client:
         with trio.fail_after(timeout):
             text = await self.ws.get_message()
         frame: Frame = orjson.loads(text)
+        check_frame(frame)  # every frame the end-to-end tests see follows docs/schemas
         self.seen.append(frame)
         return frame
 

@@ -94,7 +94,7 @@ async def test_subscribe_before_login_is_401(service: ServiceInfo) -> None:
         assert f["MsgType"] == "RspSubMarketData"
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 5})
         f = await c.recv()
-        assert f["RspInfo"]["ErrorID"] == -404
+        assert f["RspInfo"]["ErrorID"] == -404 and f["MsgType"] == "RspError"
 
 
 async def test_reconnect_restores_subscriptions(service: ServiceInfo) -> None:

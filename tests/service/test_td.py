@@ -201,6 +201,7 @@ async def test_gateway_error_codes(service: ServiceInfo) -> None:
         await c.send({"MsgType": "ReqTrade", "RequestID": 6})
         f = await c.recv()
         assert (f["RspInfo"]["ErrorID"], f["RequestID"], f["Request"]) == (-404, 6, "ReqTrade")
+        assert f["MsgType"] == "RspError"
         await c.send({"MsgType": "ReqQryOrder", "RequestID": 7, "QryOrder": {}})
         f = await c.recv()
         assert (f["MsgType"], f["RspInfo"]["ErrorID"], f["RequestID"]) == ("RspQryOrder", -401, 7)

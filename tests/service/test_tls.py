@@ -10,6 +10,7 @@ import trustme
 from trio_websocket import open_websocket_url
 
 from tests.conftest import replace
+from webctp.client import connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
 
@@ -81,8 +82,5 @@ async def test_tls_garbage_and_resets_end_only_their_connection(
         silent.close()
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
-    async with open_websocket_url(
-        f"wss://127.0.0.1:{info.ws_port}/td/", ssl_context=client_ctx
-    ) as ws:
-        frame = await Client(ws).login("tls_ok", "pw", rid=6)
-        assert (frame["MsgType"], frame["RequestID"]) == ("RspUserLogin", 6)
+    async with connect_td(f"wss://127.0.0.1:{info.ws_port}/td/", ssl_context=client_ctx) as td:
+        assert (await td.login("tls_ok", "pw"))["UserID"] == "tls_ok"

@@ -1,0 +1,194 @@
+"""Every JSON exchange shown in README.md and docs/*.md, run against the simulator.
+
+The frames a block sends are sent as shown; the frames it shows arriving must arrive in that
+order, each with the fields and values shown (``tests/doc_examples.py`` has the notation).
+The simulator runs with its clock fixed at ``EXAMPLE_TIME`` (the docs' example date, see
+README.md, "A session in JSON") and no market clock, so its instruments, prices and sessions
+are those the docs show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from webctp.config import Config
+from webctp.service import ServiceInfo, run_service
+from webctp.sim import Exchange
+
+from .conftest import replace
+from .doc_examples import (
+    ANY,
+    Example,
+    Step,
+    all_examples,
+    mismatch,
+    parse_block,
+    python_examples,
+)
+from .service.client import Client, connect
+
+EXAMPLE_TIME = datetime(2026, 11, 26, 10, 0, 0)
+"""Beijing time of the docs' examples: a Thursday in the day session (TradingDay 20261126)."""
+
+_names = itertools.count()
+EXAMPLES = all_examples()
+
+
+@asynccontextmanager
+async def example_service(cfg: Config, tmp_path: Path) -> AsyncIterator[tuple[ServiceInfo, Any]]:
+    name = f"docs{next(_names)}"
+    settings = dataclasses.replace(
+        cfg.sim, name=name, db_path=str(tmp_path / "docs.sqlite3"), tick_interval_s=0.0, seed=7
+    )
+    exchange = Exchange(settings, clock=lambda: EXAMPLE_TIME)
+    await trio.to_thread.run_sync(exchange.start)
+    try:
+        config = replace(
+            cfg, ctp={"td_fronts": (f"sim://{name}",), "md_fronts": (f"sim://{name}",)}
+        )
+        async with trio.open_nursery() as nursery:
+            info: ServiceInfo = await nursery.start(run_service, config)
+            yield info, exchange
+            nursery.cancel_scope.cancel()
+    finally:
+        await trio.to_thread.run_sync(exchange.close)
+
+
+async def quiet_login(c: Client, user: str) -> None:
+    await c.send(
+        {
+            "MsgType": "ReqUserLogin",
+            "ReqUserLogin": {"UserID": user, "Password": "pw"},
+            "RequestID": 0,
+        }
+    )
+    await c.expect(
+        lambda f: f.get("MsgType") == "SessionState" and f["SessionState"]["State"] == "ready"
+    )
+
+
+async def run_example(
+    example: Example, service: ServiceInfo, exchange: Any
+) -> list[dict[str, Any]]:
+    path = "/md/" if "md" in example.options else "/td/"
+    async with connect(service.ws_port, path) as c:
+        if "login" in example.options:
+            await quiet_login(c, example.options["login"] or "demo")
+        if "drop-fronts" in example.options:
+            await trio.to_thread.run_sync(
+                lambda: exchange.drop_fronts(reason=4097, reconnect_after_s=0.3)
+            )
+        steps = list(example.steps)
+        ticks_seen: set[int] = set()  # indices of tick steps matched out of order
+        i = 0
+        while i < len(steps):
+            step = steps[i]
+            i += 1
+            if step.send:
+                assert step.frame is not None and ANY not in str(step.frame), step.text
+                await c.send(step.frame)
+                continue
+            if i - 1 in ticks_seen:
+                continue
+            if step.frame is None:  # "← ...": skip frames up to the next one shown
+                wanted = steps[i].frame
+                assert wanted is not None and not steps[i].send, example.name
+                await c.expect(lambda f, w=wanted: mismatch(w, f) is None)  # type: ignore[misc]
+                i += 1
+                continue
+            while True:
+                frame = await c.recv()
+                why = mismatch(step.frame, frame)
+                if why is None:
+                    break
+                later = _later_tick(steps, i, ticks_seen, frame)
+                assert later is not None, f"{example.name}: {step.text}\n  got {frame}\n  {why}"
+                ticks_seen.add(later)
+        return c.seen
+
+
+def _later_tick(steps: list[Step], start: int, seen: set[int], frame: dict[str, Any]) -> int | None:
+    """The index of a tick shown later in the block (up to the next frame sent) that
+    ``frame`` matches: ticks may overtake the answers shown before them."""
+    if frame.get("MsgType") != "RtnDepthMarketData":
+        return None
+    for n in range(start, len(steps)):
+        if steps[n].send:
+            return None
+        shown = steps[n].frame
+        if n not in seen and shown is not None and mismatch(shown, frame) is None:
+            return n
+    return None
+
+
+def test_the_docs_have_examples_and_each_says_how_to_run() -> None:
+    by_doc = {e.doc for e in EXAMPLES}
+    assert {"README.md", "td_protocol.md", "md_protocol.md"} <= by_doc
+    for e in EXAMPLES:
+        assert e.options.keys() & {"td", "md"}, f"{e.name}: no <!-- example: td|md --> line"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+async def test_doc_example_runs(example: Example, cfg: Config, tmp_path: Path) -> None:
+    async with example_service(cfg, tmp_path) as (service, exchange):
+        with trio.fail_after(30):
+            await run_example(example, service, exchange)
+
+
+PYTHON_EXAMPLES = python_examples()
+
+
+@pytest.mark.parametrize(
+    "code", [c for _, c in PYTHON_EXAMPLES], ids=[n for n, _ in PYTHON_EXAMPLES]
+)
+async def test_doc_python_example_runs(code: str, cfg: Config, tmp_path: Path) -> None:
+    assert "ws://127.0.0.1:8081/" in code
+    async with example_service(cfg, tmp_path) as (service, _):
+        code = code.replace("ws://127.0.0.1:8081/", f"ws://127.0.0.1:{service.ws_port}/")
+        with trio.fail_after(60):
+            result = await trio.run_process(
+                [sys.executable, "-c", code], capture_stdout=True, capture_stderr=True, check=False
+            )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.strip(), "the example printed nothing"
+
+
+def test_the_readme_shows_the_client() -> None:
+    assert any(name.startswith("README.md") for name, _ in PYTHON_EXAMPLES)
+
+
+# -- the checker itself must be able to fail ---------------------------------------------
+
+
+def test_matcher_compares_the_fields_shown() -> None:
+    (step,) = parse_block(['← {"MsgType":"RspX","RspInfo":null,"Rows":[1,...],"X":{"A":"..."}}'])
+    shown = step.frame
+    good = {"MsgType": "RspX", "RspInfo": None, "Rows": [1, 2], "X": {"A": "z", "B": 1}, "Y": 0}
+    assert mismatch(shown, good) is None
+    assert (
+        mismatch(shown, good | {"RspInfo": {"ErrorID": 0}})
+        == ".RspInfo: {'ErrorID': 0}, the doc shows None"
+    )
+    assert mismatch(shown, good | {"Rows": [2]})
+    assert mismatch(shown, good | {"X": {}}) == ".X.A: missing"
+    assert mismatch({"N": 1}, {"N": "1"}) and mismatch({"L": [1]}, {"L": [1, 2]})
+
+
+def test_block_parsing() -> None:
+    steps = parse_block(
+        ['→ {"MsgType":"A",', '   "RequestID":1}', "← ...", '← {"MsgType":"B","P":{...}}']
+    )
+    assert [s.send for s in steps] == [True, False, False]
+    assert steps[0].frame == {"MsgType": "A", "RequestID": 1} and steps[1].frame is None
+    assert steps[2].frame == {"MsgType": "B", "P": {}}
+    assert parse_block(['{"MsgType":"A"}']) == []
