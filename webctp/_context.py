@@ -17,3 +17,5 @@ class ServiceContext:
     metrics: Metrics = field(default_factory=Metrics)
     listener: Any = None
     """The WebSocket listener (``_listener.WsListener``) once it runs."""
+    md_hub: Any = None
+    """The process's md fan-out hub (``_fanout.Hub``) in shared-upstream and edge modes."""

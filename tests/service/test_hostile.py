@@ -235,7 +235,9 @@ async def test_connection_cap_refuses_clearly(nursery: trio.Nursery, cfg: Config
     await still_serving(info)
 
 
-async def test_protocol_violations_close_with_their_code(nursery: trio.Nursery, cfg: Config) -> None:
+async def test_protocol_violations_close_with_their_code(
+    nursery: trio.Nursery, cfg: Config
+) -> None:
     info = await start(nursery, cfg)
     raw = await Raw.open(info.ws_port)
     await raw.upgrade()

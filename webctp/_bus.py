@@ -1,0 +1,299 @@
+"""The md bus over Redis: feeders publish encoded ticks, edges serve /md/ from them.
+
+Needs the ``bus`` extra (coredis, a maintained asyncio/Trio Redis client built on anyio).
+What Redis holds (``P`` is ``[bus] prefix``; nothing needs persistence, everything is rebuilt
+within a heartbeat after a Redis restart):
+
+- channel ``P:tick:<instrument>``: each tick's frame JSON, published by the feeder;
+- hash ``P:last``: instrument -> latest tick JSON (a new subscriber on an edge gets it);
+- set ``P:demand:<edge id>``: the instruments an edge's clients want, rewritten by the edge
+  every heartbeat, expiring ``expiry_s`` after the edge's last one (a dead edge's demand
+  goes away by itself); channel ``P:demand`` tells feeders that some demand changed;
+- string ``P:feeder``: the feeder's link state (JSON), expiring ``expiry_s`` after its last
+  heartbeat (edges tell their clients when no feeder is up).
+
+The feeder subscribes upstream the union of every edge's demand (through its hub, with the
+usual grace period before releasing), and keeps it while Redis is unreachable. An edge keeps
+its clients' subscriptions while the bus is lost and tells them (``SessionState``
+disconnected); coredis's pub/sub connection re-subscribes by itself when Redis is back, and
+the next heartbeat rewrites the demand.
+
+Queues: the feeder's publisher holds the latest frame per instrument (conflated, counted),
+written by one pipeline per lap. coredis reads pub/sub messages into an unbounded buffer of
+its own; the edge's handler never waits (it hands each frame to the hub), so that buffer only
+grows when the edge's CPU cannot keep up with the feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import coredis
+import orjson
+import trio
+from coredis.exceptions import RedisError
+
+from ._context import ServiceContext
+from ._fanout import Hub, Subscriber, TickFrame, tick_frame
+from .protocol.errors import Code
+
+log = logging.getLogger("webctp.bus")
+
+BUS_ERRORS = (RedisError, OSError, trio.TooSlowError)
+
+
+def _client(ctx: ServiceContext) -> coredis.Redis[bytes]:
+    bus = ctx.cfg.bus
+    return coredis.Redis.from_url(
+        bus.url,
+        stream_timeout=bus.timeout_s,
+        connect_timeout=bus.timeout_s,
+        decode_responses=False,
+    )
+
+
+class _Demand(Subscriber):
+    """The feeder's references in its hub on behalf of all edges (takes no frames)."""
+
+    def offer(self, instrument: str, frame: TickFrame) -> None:
+        return None
+
+
+class Publisher:
+    """The feeder's tick tap: the latest frame per instrument, published once per lap."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, TickFrame] = {}
+        self.ready = trio.Event()
+        self.ticks_conflated = 0
+
+    def offer(self, instrument: str, frame: TickFrame) -> None:
+        if instrument in self.pending:
+            self.ticks_conflated += 1
+        self.pending[instrument] = frame
+        self.ready.set()
+
+
+async def run_feeder(
+    ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatus[Publisher]
+) -> None:
+    bus = ctx.cfg.bus
+    prefix = bus.prefix
+    publisher = Publisher()
+    ctx.metrics.watch_sink(publisher)
+    demand = _Demand()
+    demand_changed = trio.Event()
+    state = {"up": True}
+
+    def report(up: bool, exc: BaseException | None = None) -> None:
+        if up != state["up"]:
+            state["up"] = up
+            if up:
+                log.info("event=bus_up role=feeder")
+            else:
+                log.warning("event=bus_down role=feeder cause=%r", repr(exc))
+
+    async def publish(client: coredis.Redis[bytes]) -> None:
+        while True:
+            await publisher.ready.wait()
+            publisher.ready = trio.Event()
+            frames, publisher.pending = publisher.pending, {}
+            try:
+                with trio.fail_after(bus.timeout_s):
+                    async with client.pipeline(transaction=False) as pipe:
+                        for instrument, frame in frames.items():
+                            pipe.publish(f"{prefix}:tick:{instrument}", frame.text)
+                        pipe.hset(f"{prefix}:last", {i: f.text for i, f in frames.items()})
+            except BUS_ERRORS as exc:
+                report(False, exc)  # these ticks are lost for the edges (they are stale)
+                await trio.sleep(bus.heartbeat_s)
+            else:
+                report(True)
+
+    async def heartbeat(client: coredis.Redis[bytes]) -> None:
+        while True:
+            row = getattr(hub.source, "login_row", None) or {}
+            value = orjson.dumps({"up": hub.link_up, "detail": hub.link_detail, "login": row})
+            try:
+                with trio.fail_after(bus.timeout_s):
+                    await client.set(f"{prefix}:feeder", value, px=int(bus.expiry_s * 1000))
+                    await read_demand(client)
+            except BUS_ERRORS as exc:
+                report(False, exc)  # demand is kept as it was: an outage releases nothing
+            else:
+                report(True)
+            with trio.move_on_after(bus.heartbeat_s):
+                await hub.link_changed.wait()  # a link change goes out at once
+
+    async def read_demand(client: coredis.Redis[bytes]) -> None:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:demand:*", count=1000)]
+        wanted: set[str] = set()
+        if keys:
+            wanted = {m.decode() for m in await client.sunion(keys)}
+        have = set(demand.instruments)
+        gone = have - wanted
+        new = wanted - have
+        if gone:
+            hub.unsubscribe(demand, sorted(gone))
+        if new:
+            hub.subscribe(demand, sorted(new), lambda _i, _info: None)
+            log.info("event=bus_demand instruments=%d new=%d", len(wanted), len(new))
+
+    async def listen_demand(client: coredis.Redis[bytes]) -> None:
+        nonlocal demand_changed
+
+        def changed(_message: Any) -> None:
+            nonlocal demand_changed
+            demand_changed.set()
+
+        async with client.pubsub(
+            ignore_subscribe_messages=True, channel_handlers={f"{prefix}:demand": changed}
+        ):
+            while True:
+                await demand_changed.wait()
+                demand_changed = trio.Event()
+                try:
+                    with trio.fail_after(bus.timeout_s):
+                        await read_demand(client)
+                except BUS_ERRORS as exc:
+                    report(False, exc)
+
+    client = _client(ctx)
+    async with client, trio.open_nursery() as nursery:
+        nursery.start_soon(publish, client)
+        nursery.start_soon(heartbeat, client)
+        nursery.start_soon(listen_demand, client)
+        log.info("event=bus_started role=feeder url=%s", _safe_url(bus.url))
+        task_status.started(publisher)
+
+
+class EdgeSource:
+    """An edge's ``Source``: demand into Redis, ticks out of its pub/sub."""
+
+    def __init__(self, ctx: ServiceContext, hub: Hub) -> None:
+        self.ctx = ctx
+        self.hub = hub
+        self.id = uuid.uuid4().hex[:12]
+        self.prefix = ctx.cfg.bus.prefix
+        self.demand: dict[str, None] = {}
+        self.to_confirm: dict[str, None] = {}
+        self.changed = trio.Event()
+        self.login_row: dict[str, Any] = {}
+        self.bus_ok = False
+        self.feeder: dict[str, Any] | None = None
+        self.pubsub: Any = None
+        """coredis's pub/sub (once Redis was reachable): re-subscribes after a reconnect."""
+        hub.source = self
+
+    def want(self, instruments: list[str]) -> None:
+        for instrument in instruments:
+            self.demand[instrument] = None
+            self.to_confirm[instrument] = None
+        self.changed.set()
+
+    def drop(self, instruments: list[str]) -> None:
+        for instrument in instruments:
+            self.demand.pop(instrument, None)
+            self.to_confirm.pop(instrument, None)
+        self.changed.set()
+
+    def on_tick(self, message: Any) -> None:
+        """A pub/sub message (run by coredis's reader task; never waits)."""
+        channel = message["channel"]
+        instrument = (channel.decode() if isinstance(channel, bytes) else channel)[
+            len(self.prefix) + 6 :
+        ]
+        if instrument in self.demand:
+            self.hub.publish(instrument, tick_frame(message["data"]))
+
+    def update_link(self) -> None:
+        hub = self.hub
+        if not self.bus_ok:
+            up, detail = False, "the market-data bus (Redis) is unreachable"
+        elif self.feeder is None:
+            up, detail = False, "no market-data feeder is publishing"
+        else:
+            up = bool(self.feeder.get("up"))
+            detail = str(self.feeder.get("detail", ""))
+            self.login_row = dict(self.feeder.get("login") or {})
+        if up != hub.link_up:
+            log.info("event=edge_link up=%s detail=%r", up, detail)
+            if not up:
+                hub.fail_waiting((Code.LINK_DOWN, detail))
+            hub.set_link(up, detail)
+
+    async def sync(self, client: coredis.Redis[bytes]) -> None:
+        """Write this edge's demand, follow it on pub/sub, confirm new instruments."""
+        key = f"{self.prefix}:demand:{self.id}"
+        demand = list(self.demand)
+        expiry_ms = int(self.ctx.cfg.bus.expiry_s * 1000)
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete([key])
+            if demand:
+                pipe.sadd(key, demand)
+                pipe.pexpire(key, expiry_ms)
+        pubsub = self.pubsub
+        if pubsub is None:
+            raise trio.TooSlowError  # not connected yet: the bus counts as down
+        channels = {f"{self.prefix}:tick:{i}" for i in demand}
+        current = {c.decode() if isinstance(c, bytes) else str(c) for c in pubsub.channels}
+        if channels - current:
+            await pubsub.subscribe(**dict.fromkeys(channels - current, self.on_tick))
+        if current - channels:
+            await pubsub.unsubscribe(*(current - channels))
+        new = [i for i in self.to_confirm if i in self.demand]
+        if new:
+            await client.publish(f"{self.prefix}:demand", self.id)
+            latest = await client.hmget(f"{self.prefix}:last", new)
+            for instrument, text in zip(new, latest):
+                if text is not None and instrument not in self.hub.latest:
+                    self.hub.publish(instrument, tick_frame(text))
+            for instrument in new:
+                self.to_confirm.pop(instrument, None)
+                self.hub.confirm(instrument, None)
+
+    async def heartbeat(self, client: coredis.Redis[bytes]) -> None:
+        bus = self.ctx.cfg.bus
+        while True:
+            self.changed = trio.Event()
+            try:
+                with trio.fail_after(bus.timeout_s):
+                    raw = await client.get(f"{self.prefix}:feeder")
+                    self.feeder = orjson.loads(raw) if raw else None
+                    await self.sync(client)
+            except BUS_ERRORS as exc:
+                if self.bus_ok:
+                    log.warning("event=bus_down role=edge cause=%r", repr(exc))
+                self.bus_ok = False
+            else:
+                if not self.bus_ok:
+                    log.info("event=bus_up role=edge")
+                self.bus_ok = True
+            self.update_link()
+            with trio.move_on_after(bus.heartbeat_s):
+                await self.changed.wait()
+
+
+async def run_edge(ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatus[None]) -> None:
+    source = EdgeSource(ctx, hub)
+    hub.set_link(False, "connecting to the market-data bus")
+    client = _client(ctx)
+    log.info("event=bus_started role=edge id=%s url=%s", source.id, _safe_url(ctx.cfg.bus.url))
+    task_status.started()
+    async with client, trio.open_nursery() as nursery:
+        nursery.start_soon(source.heartbeat, client)
+        # entering waits (retrying) until Redis is reachable; it then reconnects by itself
+        async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            source.pubsub = pubsub
+            source.changed.set()
+            await trio.sleep_forever()
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password (for the log)."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
