@@ -27,9 +27,13 @@ grows when the edge's CPU cannot keep up with the feed.
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import coredis
 import orjson
 import trio
@@ -38,6 +42,9 @@ from coredis.exceptions import RedisError
 from ._context import ServiceContext
 from ._fanout import Hub, Subscriber, TickFrame, tick_frame
 from .protocol.errors import Code
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 log = logging.getLogger("webctp.bus")
 
@@ -52,6 +59,23 @@ def _client(ctx: ServiceContext) -> coredis.Redis[bytes]:
         connect_timeout=bus.timeout_s,
         decode_responses=False,
     )
+
+
+@asynccontextmanager
+async def _pubsub(client: coredis.Redis[bytes], channels: list[str]) -> AsyncIterator[Any]:
+    """coredis's pub/sub, minus one failure of its own: cancelled while its connection is
+    already closed, its clean-up raises ClosedResourceError (seen with 6.9)."""
+    try:
+        async with client.pubsub(ignore_subscribe_messages=True, channels=channels) as pubsub:
+            yield pubsub
+    except anyio.ClosedResourceError:
+        pass
+    except BaseExceptionGroup as group:
+        rest = group.subgroup(
+            lambda e: not isinstance(e, (BaseExceptionGroup, anyio.ClosedResourceError))
+        )
+        if rest is not None:
+            raise rest from None
 
 
 class _Demand(Subscriber):
@@ -84,7 +108,9 @@ async def run_feeder(
     publisher = Publisher()
     ctx.metrics.watch_sink(publisher)
     demand = _Demand()
-    demand_changed = trio.Event()
+    seen: dict[str, float] = {}
+    """Instrument -> when some edge's demand last held it: released only when no edge has
+    wanted it for ``expiry_s`` (a Redis restart empties the demand until edges rewrite it)."""
     state = {"up": True}
 
     def report(up: bool, exc: BaseException | None = None) -> None:
@@ -132,8 +158,13 @@ async def run_feeder(
         wanted: set[str] = set()
         if keys:
             wanted = {m.decode() for m in await client.sunion(keys)}
+        now = trio.current_time()
+        for instrument in wanted:
+            seen[instrument] = now
         have = set(demand.instruments)
-        gone = have - wanted
+        gone = {i for i in have - wanted if now - seen.get(i, now) >= bus.expiry_s}
+        for instrument in gone:
+            seen.pop(instrument, None)
         new = wanted - have
         if gone:
             hub.unsubscribe(demand, sorted(gone))
@@ -142,18 +173,11 @@ async def run_feeder(
             log.info("event=bus_demand instruments=%d new=%d", len(wanted), len(new))
 
     async def listen_demand(client: coredis.Redis[bytes]) -> None:
-        nonlocal demand_changed
-
-        def changed(_message: Any) -> None:
-            nonlocal demand_changed
-            demand_changed.set()
-
-        async with client.pubsub(
-            ignore_subscribe_messages=True, channel_handlers={f"{prefix}:demand": changed}
-        ):
+        async with _pubsub(client, [f"{prefix}:demand"]) as pubsub:
             while True:
-                await demand_changed.wait()
-                demand_changed = trio.Event()
+                message = await pubsub.get_message()
+                if message is None or message["type"] != "message":
+                    continue
                 try:
                     with trio.fail_after(bus.timeout_s):
                         await read_demand(client)
@@ -200,7 +224,7 @@ class EdgeSource:
         self.changed.set()
 
     def on_tick(self, message: Any) -> None:
-        """A pub/sub message (run by coredis's reader task; never waits)."""
+        """A tick from pub/sub (never waits)."""
         channel = message["channel"]
         instrument = (channel.decode() if isinstance(channel, bytes) else channel)[
             len(self.prefix) + 6 :
@@ -240,7 +264,7 @@ class EdgeSource:
         channels = {f"{self.prefix}:tick:{i}" for i in demand}
         current = {c.decode() if isinstance(c, bytes) else str(c) for c in pubsub.channels}
         if channels - current:
-            await pubsub.subscribe(**dict.fromkeys(channels - current, self.on_tick))
+            await pubsub.subscribe(*(channels - current))
         if current - channels:
             await pubsub.unsubscribe(*(current - channels))
         new = [i for i in self.to_confirm if i in self.demand]
@@ -285,10 +309,15 @@ async def run_edge(ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatu
     async with client, trio.open_nursery() as nursery:
         nursery.start_soon(source.heartbeat, client)
         # entering waits (retrying) until Redis is reachable; it then reconnects by itself
-        async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        async with _pubsub(client, []) as pubsub:
             source.pubsub = pubsub
             source.changed.set()
-            await trio.sleep_forever()
+            # Read here rather than with coredis's per-channel handlers: coredis re-subscribes
+            # after a reconnect without the handlers (seen with 6.9).
+            while True:
+                message = await pubsub.get_message()
+                if message is not None and message["type"] == "message":
+                    source.on_tick(message)
 
 
 def _safe_url(url: str) -> str:
