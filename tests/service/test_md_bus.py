@@ -190,31 +190,34 @@ async def test_network_blip_recovers(cfg: Config, redis: Redis) -> None:
             await ticks_of(c, wanted)
 
 
+async def serve(
+    cfg: Config, scope: trio.CancelScope, *, task_status: trio.TaskStatus[ServiceInfo]
+) -> None:
+    with scope:
+        await run_service(cfg, task_status=task_status)
+
+
 async def test_feeder_restart_recovers(cfg: Config, redis: Redis) -> None:
-    async with running(edge_cfg(cfg, redis)) as edge:
-        async with running(feeder_cfg(cfg, redis)) as feeder:
-            wanted = await some_instruments(feeder, 2)
-            c_cm = connect(edge.ws_port, "/md/")
-            c = await c_cm.__aenter__()
-            try:
-                await md_login(c)
-                await subscribe(c, wanted, 1)
-                await ticks_of(c, wanted)
-            # the feeder is gone: its key expires, the client is told
-            except BaseException:
-                await c_cm.__aexit__(None, None, None)
-                raise
-        try:
+    async with running(edge_cfg(cfg, redis)) as edge, trio.open_nursery() as nursery:
+        first = trio.CancelScope()
+        feeder: ServiceInfo = await nursery.start(serve, feeder_cfg(cfg, redis), first)
+        wanted = await some_instruments(feeder, 2)
+        async with connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+            first.cancel()  # the feeder stops: its key expires, the edge's client is told
             down = await state(c, "disconnected")
             assert "feeder" in down["SessionState"]["Detail"]
-            async with running(feeder_cfg(cfg, redis)) as feeder2:
-                await state(c, "ready")
-                # the new feeder found the edge's demand in Redis and subscribed upstream
-                await until(lambda: sorted(feeder2.ctx.md_hub.source.subscribed["md"]) == wanted)
-                c.seen.clear()
-                await ticks_of(c, wanted)
-        finally:
-            await c_cm.__aexit__(None, None, None)
+            second: ServiceInfo = await nursery.start(
+                serve, feeder_cfg(cfg, redis), trio.CancelScope()
+            )
+            await state(c, "ready")
+            # the new feeder found the edge's demand in Redis and subscribed upstream
+            await until(lambda: sorted(second.ctx.md_hub.source.subscribed["md"]) == wanted)
+            c.seen.clear()
+            await ticks_of(c, wanted)
+        nursery.cancel_scope.cancel()
 
 
 async def test_edge_restart_releases_and_resumes(cfg: Config, redis: Redis) -> None:
