@@ -38,14 +38,14 @@ class Redis:
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         sock.close()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: trio.Process | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = await trio.lowlevel.open_process(
             [
                 "redis-server",
                 "--bind",
@@ -71,10 +71,10 @@ class Redis:
                 await stream.aclose()
                 return
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
-            self.proc.wait()
+            await self.proc.wait()
             self.proc = None
 
     async def command(self, *args: str) -> str:
@@ -92,7 +92,7 @@ async def redis(tmp_path: Path) -> AsyncIterator[Redis]:
     try:
         yield server
     finally:
-        server.stop()
+        await server.stop()
 
 
 BUS = {"heartbeat_s": 0.2, "expiry_s": 1.0, "timeout_s": 0.5}
@@ -165,7 +165,7 @@ async def test_redis_restart_recovers_without_client_action(cfg: Config, redis: 
             await md_login(c)
             await subscribe(c, wanted, 1)
             await ticks_of(c, wanted)
-            redis.stop()  # everything Redis held is gone (no persistence)
+            await redis.stop()  # everything Redis held is gone (no persistence)
             down = await state(c, "disconnected")
             assert "bus" in down["SessionState"]["Detail"]
             await redis.start()
@@ -224,16 +224,14 @@ async def test_edge_restart_releases_and_resumes(cfg: Config, redis: Redis) -> N
     async with running(feeder_cfg(cfg, redis)) as feeder:
         wanted = await some_instruments(feeder, 2)
         upstream = feeder.ctx.md_hub.source
-        async with running(edge_cfg(cfg, redis)) as edge:
-            async with connect(edge.ws_port, "/md/") as c:
-                await md_login(c)
-                await subscribe(c, wanted, 1)
-                await ticks_of(c, wanted)
+        async with running(edge_cfg(cfg, redis)) as edge, connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
         # the edge died with its client's subscriptions: its demand key expires, the feeder
         # releases the instruments
         await until(lambda: not upstream.subscribed["md"])
-        async with running(edge_cfg(cfg, redis)) as edge2:
-            async with connect(edge2.ws_port, "/md/") as c:
-                await md_login(c)
-                await subscribe(c, wanted, 1)
-                await ticks_of(c, wanted)
+        async with running(edge_cfg(cfg, redis)) as edge2, connect(edge2.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
