@@ -60,10 +60,11 @@ class SharedMdSession:
         self.state = State.CONNECTED
         self.logged_in = False
         self.nursery: trio.Nursery | None = None
-        # (Un)subscription answers, sent in order by ``reply_sender``. Bounded: at most one
-        # per instrument this session (un)subscribed in one request (``md_max_instruments``),
-        # plus one per (un)subscription request.
+        # (Un)subscription answers, sent in order by ``reply_sender``. Bounded: a request that
+        # would queue more than ``max_replies`` answers gets -429 at once (a client that
+        # sends requests faster than it reads their answers).
         self._replies: list[tuple[dict[str, Any], str | None]] = []
+        self.max_replies = 2 * self.cfg.limits.md_max_instruments
         self._replies_ready = trio.Event()
 
     # --- frames ---------------------------------------------------------------------------
@@ -261,6 +262,12 @@ class SharedMdSession:
                 Code.BAD_REQUEST, f"at most {limit} subscribed instruments per session"
             )
         ids = list(dict.fromkeys(ids))
+        if len(self._replies) + len(ids) > self.max_replies:
+            raise ProtocolError(
+                Code.QUEUE_FULL,
+                f"{len(self._replies)} answers are still waiting for your socket "
+                f"(at most {self.max_replies}); read them first",
+            )
         if not add:
             self.hub.unsubscribe(self.sink, ids)
             for instrument in ids:

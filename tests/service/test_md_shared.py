@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 import trio
 
 from tests.conftest import replace
+from webctp._context import ServiceContext
+from webctp._fanout import Hub
+from webctp._mdshared import SharedMdSession
 from webctp.config import Config
-from webctp.service import ServiceInfo, run_service
+from webctp.service import NO_BACKEND, ServiceInfo, run_service
 
 from .client import Client, connect
 from .test_md import instruments, md_login
@@ -194,3 +198,45 @@ async def test_login_answered_locally_and_unsupported_requests(service: ServiceI
         await c.send({"MsgType": "ReqUserLogout", "ReqUserLogout": {}, "RequestID": 8})
         f = await c.expect(lambda f: f.get("RequestID") == 8)
         assert f["MsgType"] == "RspUserLogout" and f["RspInfo"] is None
+
+
+class _Out:
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    async def send(self, text: str, /) -> None:
+        self.frames.append(orjson.loads(text))
+
+    def send_nowait(self, text: str, /) -> None:
+        self.frames.append(orjson.loads(text))
+
+
+async def _no_wire(wires: list[bytes], texts: list[bytes]) -> bool:
+    return True
+
+
+async def test_answers_a_client_does_not_read_are_bounded(cfg: Config) -> None:
+    """Subscribing the same instruments again and again while the answers are not taken
+    (the session's reply task is not running here): past the bound, -429 at once."""
+    small = replace(cfg, limits={"md_max_instruments": 5})
+    hub = Hub(0.0)
+    hub.set_link(True, "test")
+    out = _Out()
+    session = SharedMdSession(ServiceContext(small, NO_BACKEND), out, hub, _no_wire)
+    await session.handle(
+        orjson.dumps({"MsgType": "ReqUserLogin", "ReqUserLogin": {}, "RequestID": 1}).decode()
+    )
+    assert out.frames[0]["MsgType"] == "RspUserLogin", out.frames
+    ids = [f"i{k}" for k in range(5)]
+    for instrument in ids:
+        hub.confirm(instrument, None)  # already flowing: answered locally, at once
+    for rid in range(2, 10):
+        await session.handle(
+            orjson.dumps(
+                {"MsgType": "SubscribeMarketData", "InstrumentID": ids, "RequestID": rid}
+            ).decode()
+        )
+    assert len(session._replies) == session.max_replies == 10
+    refused = [f for f in out.frames if f.get("RspInfo") and f["RspInfo"]["ErrorID"] == -429]
+    assert [f["RequestID"] for f in refused] == list(range(4, 10))
+    assert all(f["MsgType"] == "RspSubMarketData" for f in refused)
