@@ -57,6 +57,11 @@ LOGIN_RETRY_S = 5.0
 """Pause between login attempts of the shared upstream when its login fails."""
 
 
+class Conflation:
+    def __init__(self) -> None:
+        self.ticks_conflated = 0
+
+
 class Upstream(MdSession):
     def __init__(self, ctx: ServiceContext, hub: Hub, tap: TickTap | None = None) -> None:
         super().__init__(ctx, _NoOut(), send_ticks=_no_ticks)
@@ -70,6 +75,10 @@ class Upstream(MdSession):
         self._changes = trio.Event()
         self._to_subscribe: dict[str, None] = {}
         self._to_release: dict[str, None] = {}
+        self.sink.replaced = {}
+        self.conflation = Conflation()
+        """What ``_metrics`` counts for this upstream: each tick replaced before the hub took
+        it, once per subscriber of its instrument (deliveries that did not happen)."""
         hub.source = self
 
     # --- Source ---------------------------------------------------------------------------
@@ -191,6 +200,8 @@ class Upstream(MdSession):
         while True:
             await self.sink.ticks_ready.wait()
             while ticks := self.sink.take_ticks():
+                for instrument, n in self.sink.take_replaced().items():
+                    self.conflation.ticks_conflated += n * len(hub.subscribers.get(instrument, ()))
                 for instrument, values in ticks.items():
                     if instrument not in wanted:
                         continue

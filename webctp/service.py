@@ -97,7 +97,7 @@ async def _md_source(ctx: ServiceContext, *, task_status: trio.TaskStatus[Hub]) 
 
                 tap = await nursery.start(run_feeder, ctx, hub)
             upstream = Upstream(ctx, hub, tap)
-            ctx.metrics.watch_sink(upstream.sink)
+            ctx.metrics.watch_sink(upstream.conflation)
             await nursery.start(upstream.run)
         task_status.started(hub)
 
