@@ -119,6 +119,8 @@ class Control(Protocol):
 
     def tell(self, text: str) -> None: ...
 
+    def on_link(self) -> None: ...
+
 
 class Hub:
     def __init__(self, grace_s: float) -> None:
@@ -200,9 +202,11 @@ class Hub:
         for waiter in self.waiting.pop(instrument, []):
             waiter(info)
         if info is not None and info[0] != 0:
-            # refused upstream: the references go, nothing is released upstream
+            # refused upstream: the references go, and the source forgets it
             for sub in self.subscribers.pop(instrument, set()):
                 sub.instruments.pop(instrument, None)
+            if self.source is not None:
+                self.source.drop([instrument])
 
     def fail_waiting(self, info: RspInfo) -> None:
         """The link went down: answers in flight will not come (the references stay and are
@@ -211,11 +215,6 @@ class Hub:
         for waiters in waiting.values():
             for waiter in waiters:
                 waiter(info)
-
-    def wanted(self) -> list[str]:
-        """Every instrument with a subscriber or in its grace period (re-subscribed after a
-        reconnect)."""
-        return list({**dict.fromkeys(self.subscribers), **dict.fromkeys(self.releasing)})
 
     async def run_releases(self) -> None:
         """Release instruments whose grace period ended (runs for the hub's lifetime)."""
@@ -244,22 +243,15 @@ class Hub:
         self.unsubscribe(sub, list(sub.instruments))
 
     # --- link state -----------------------------------------------------------------------
-    def set_link(self, up: bool, detail: str, frames: Iterable[dict[str, Any]] = ()) -> None:
-        """The source's link went up or down: every session is told (``frames`` first)."""
+    def set_link(self, up: bool, detail: str) -> None:
+        """The source's link went up or down: every session is told (``on_link``)."""
         changed = up != self.link_up
         self.link_up, self.link_detail = up, detail
-        texts = [codec.dumps(f) for f in frames]
         if changed:
             event, self.link_changed = self.link_changed, trio.Event()
             event.set()
-        for session in list(self.sessions):
-            for text in texts:
-                session.tell(text)
-        if changed:
             for session in list(self.sessions):
-                notify = getattr(session, "on_link", None)
-                if notify is not None:
-                    notify()
+                session.on_link()
 
     def broadcast(self, frame: dict[str, Any]) -> None:
         text = codec.dumps(frame)
