@@ -1,6 +1,7 @@
 """The command line.
 
-``python -m webctp --config config.toml [--mode td|md|all] [--host H] [--port P] [--ws-port W]``
+``python -m webctp --config config.toml [--mode td|md|all|md-edge] [--host H] [--port P]
+[--ws-port W]``
 """
 
 from __future__ import annotations
