@@ -662,8 +662,8 @@ def _scale_section(sc: dict[str, Any]) -> str:
             f"8a fan-out, shared upstream, {sc['clients']} clients × {sc['per_client']} "
             "instruments: service CPU per delivered tick / bare server CPU per frame",
             f"{fan['cpu_per_tick_us']:.1f} µs / {fan['bare_cpu_per_frame_us']:.1f} µs "
-            f"= ×{fan['ratio']:.2f} ({fan['count']} delivered, {fan['ticks_conflated']} "
-            f"conflated; bare {fan['bare_count']} frames)",
+            f"= ×{fan['ratio']:.2f} ({fan['count']} delivered + {fan['ticks_conflated']} "
+            f"conflated of {fan.get('expected', '?')} expected; bare {fan['bare_count']} frames)",
             "≤ ×0.5",
             _met(fan["ratio"] <= 0.5),
         ],

@@ -101,6 +101,8 @@ def fanout_shared(bench: Bench, clients: int) -> dict[str, Any]:
             res["service_cpu_s"] = cpu
             res["ticks_conflated"] = stats["ticks_conflated"]
             res["upstream_callbacks"] = stats["md_callbacks"]
+            # one tick per instrument per market step for each client
+            res["expected"] = clients * 20 * bench.p.fan_steps
         with bench.bare() as (srv, port):
             rb, cpu_b, _wall_b, _ = bench._fan_run(srv, port, ids, bare=True)
         res["bare_count"] = rb["count"]

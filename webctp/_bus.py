@@ -219,6 +219,7 @@ class EdgeSource:
         self.changed = trio.Event()
         self.login_row: dict[str, Any] = {}
         self.bus_ok = False
+        self.last_ok = float("-inf")
         self.feeder: dict[str, Any] | None = None
         self.pubsub: Any = None
         """coredis's pub/sub (once Redis was reachable): re-subscribes after a reconnect."""
@@ -293,13 +294,19 @@ class EdgeSource:
                     self.feeder = orjson.loads(raw) if raw else None
                     await self.sync(client)
             except BUS_ERRORS as exc:
-                if self.bus_ok:
-                    log.warning("event=bus_down role=edge cause=%r", repr(exc))
-                self.bus_ok = False
+                # A refused or broken connection is a lost bus at once. A slow answer is not,
+                # until nothing succeeded for ``expiry_s``: an edge busy with a crowd of new
+                # clients must not tell all of them the bus is gone.
+                slow = isinstance(exc, trio.TooSlowError)
+                if not slow or trio.current_time() - self.last_ok >= bus.expiry_s:
+                    if self.bus_ok:
+                        log.warning("event=bus_down role=edge cause=%r", repr(exc))
+                    self.bus_ok = False
             else:
                 if not self.bus_ok:
                     log.info("event=bus_up role=edge")
                 self.bus_ok = True
+                self.last_ok = trio.current_time()
             self.update_link()
             with trio.move_on_after(bus.heartbeat_s):
                 await self.changed.wait()
