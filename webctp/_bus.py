@@ -262,22 +262,27 @@ class EdgeSource:
             hub.set_link(up, detail)
 
     async def sync(self, client: coredis.Redis[bytes]) -> None:
-        """Write this edge's demand, follow it on pub/sub, confirm new instruments."""
-        key = f"{self.prefix}:demand:{self.id}"
+        """One round trip: read the feeder's state, rewrite this edge's demand, and for
+        instruments new here, fetch their latest ticks, tell the feeder, confirm them."""
+        if self.pubsub is None:
+            raise trio.TooSlowError  # not subscribed to our channel yet: the bus counts as down
+        prefix = self.prefix
+        key = f"{prefix}:demand:{self.id}"
         demand = list(self.demand)
-        expiry_ms = int(self.ctx.cfg.bus.expiry_s * 1000)
+        new = [i for i in self.to_confirm if i in self.demand]
         async with client.pipeline(transaction=True) as pipe:
+            feeder = pipe.get(f"{prefix}:feeder")
             pipe.delete([key])
             if demand:
                 pipe.sadd(key, demand)
-                pipe.pexpire(key, expiry_ms)
-        if self.pubsub is None:
-            raise trio.TooSlowError  # not connected yet: the bus counts as down
-        new = [i for i in self.to_confirm if i in self.demand]
-        if new:
-            await client.publish(f"{self.prefix}:demand", self.id)
-            latest = await client.hmget(f"{self.prefix}:last", new)
-            for instrument, text in zip(new, latest):
+                pipe.pexpire(key, int(self.ctx.cfg.bus.expiry_s * 1000))
+            latest = pipe.hmget(f"{prefix}:last", new) if new else None
+            if new:
+                pipe.publish(f"{prefix}:demand", self.id)
+        raw = await feeder
+        self.feeder = orjson.loads(raw) if raw else None
+        if latest is not None:
+            for instrument, text in zip(new, await latest):
                 if text is not None and instrument not in self.hub.latest:
                     self.hub.publish(instrument, tick_frame(text))
             for instrument in new:
@@ -290,8 +295,6 @@ class EdgeSource:
             self.changed = trio.Event()
             try:
                 with trio.fail_after(bus.timeout_s):
-                    raw = await client.get(f"{self.prefix}:feeder")
-                    self.feeder = orjson.loads(raw) if raw else None
                     await self.sync(client)
             except BUS_ERRORS as exc:
                 # A refused or broken connection is a lost bus at once. A slow answer is not,
