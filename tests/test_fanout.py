@@ -7,10 +7,13 @@ import orjson
 import trio
 import trio.testing
 
-from webctp._bus import pack, unpack
+from webctp._bus import EdgeSource, pack, unpack
+from webctp._context import ServiceContext
 from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, frame_header, tick_frame
+from webctp.config import Config
 from webctp.protocol import codec
 from webctp.protocol.codec import RspInfo
+from webctp.service import NO_BACKEND
 
 
 class FakeSource:
@@ -129,3 +132,19 @@ def _blank() -> object:
     from webctp.sim import mdapi
 
     return mdapi.CThostFtdcDepthMarketDataField()
+
+
+def test_edge_backlog_keeps_the_latest_and_counts_the_rest(cfg: Config) -> None:
+    hub = Hub(grace_s=1.0)
+    edge = EdgeSource(ServiceContext(cfg, NO_BACKEND), hub)
+    a, b = Subscriber(), Subscriber()
+    _got, answer = answers()
+    hub.subscribe(a, ["x", "y"], answer)  # type: ignore[arg-type]
+    hub.subscribe(b, ["x"], answer)  # type: ignore[arg-type]
+    assert sorted(edge.demand) == ["x", "y"]
+    other = pack("not-wanted", b"{}")
+    edge.on_batches([pack("x", b'{"n":1}') + pack("y", b'{"n":1}'), pack("x", b'{"n":2}') + other])
+    assert [f.text for f in a.take()] == [b'{"n":2}', b'{"n":1}']
+    assert [f.text for f in b.take()] == [b'{"n":2}']
+    assert edge.conflation.ticks_conflated == 2  # x replaced once, two subscribers
+    assert "not-wanted" not in hub.latest

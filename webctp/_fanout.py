@@ -102,6 +102,14 @@ class Subscriber:
         self.pending.pop(instrument, None)
 
 
+class Conflation:
+    """Deliveries that did not happen because a newer tick replaced one before it reached
+    the hub (counted once per subscriber of its instrument); watched by ``_metrics``."""
+
+    def __init__(self) -> None:
+        self.ticks_conflated = 0
+
+
 class Source(Protocol):
     """Where a hub's ticks come from: the shared CTP upstream, or the bus (edges)."""
 

@@ -26,7 +26,7 @@ import trio
 
 from ._bridge import Event
 from ._context import ServiceContext
-from ._fanout import Hub, TickFrame, encode_tick
+from ._fanout import Conflation, Hub, TickFrame, encode_tick
 from ._md import MdSession
 from ._session import LoginFailed, State
 from .protocol import codec
@@ -55,11 +55,6 @@ async def _no_ticks(frames: list[str]) -> bool:
 
 LOGIN_RETRY_S = 5.0
 """Pause between login attempts of the shared upstream when its login fails."""
-
-
-class Conflation:
-    def __init__(self) -> None:
-        self.ticks_conflated = 0
 
 
 class Upstream(MdSession):
