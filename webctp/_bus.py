@@ -23,8 +23,9 @@ back, and the next heartbeat rewrites the demand.
 
 Queues: the feeder's publisher holds the latest frame per instrument (conflated, counted),
 written by one pipeline per lap. coredis reads pub/sub messages into an unbounded buffer of
-its own; the edge's handler never waits (it hands each frame to the hub), so that buffer only
-grows when the edge's CPU cannot keep up with the feed.
+its own; the edge takes everything waiting there at each lap and keeps only the latest tick
+per instrument (replaced ones counted as conflated), so a backlog costs one cheap pass, and
+the buffer only grows while the edge's event loop gets no turn at all.
 """
 
 from __future__ import annotations
