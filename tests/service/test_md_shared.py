@@ -240,3 +240,27 @@ async def test_answers_a_client_does_not_read_are_bounded(cfg: Config) -> None:
     refused = [f for f in out.frames if f.get("RspInfo") and f["RspInfo"]["ErrorID"] == -429]
     assert [f["RequestID"] for f in refused] == list(range(4, 10))
     assert all(f["MsgType"] == "RspSubMarketData" for f in refused)
+
+
+async def test_new_subscriber_gets_the_latest_tick_at_once(
+    nursery: trio.Nursery, cfg: Config
+) -> None:
+    """The market moves only when stepped here: the second client's tick can only be the
+    latest one the hub kept."""
+    still = replace(cfg, md={"upstream": "shared"}, sim={"tick_interval_s": 0.0})
+    service: ServiceInfo = await nursery.start(run_service, still)
+    wanted = await instruments(service.ws_port, "SHFE", 1)
+    async with connect(service.ws_port, "/md/") as a, connect(service.ws_port, "/md/") as b:
+        await md_login(a)
+        await subscribe(a, wanted, 1)
+        await trio.to_thread.run_sync(lambda: service.exchange.step_market(wanted))
+        await ticks_of(a, wanted)
+        requests = service.ctx.metrics.ctp_requests
+        await md_login(b)
+        await subscribe(b, wanted, 2)
+        # nothing moves the market now, and b's subscription did not reach CTP: its tick
+        # is the one the hub kept
+        got = (await ticks_of(b, wanted))[wanted[0]]
+        latest = orjson.loads(service.ctx.md_hub.latest[wanted[0]].text)
+        assert got == latest["DepthMarketData"]
+        assert service.ctx.metrics.ctp_requests == requests
