@@ -55,6 +55,9 @@ log = logging.getLogger("webctp.bus")
 
 BUS_ERRORS = (RedisError, OSError, trio.TooSlowError)
 
+BUSY_TASKS = 50
+"""Runnable tasks past which a slow Redis answer is blamed on this process, not on Redis."""
+
 
 def _client(ctx: ServiceContext) -> coredis.Redis[bytes]:
     bus = ctx.cfg.bus
@@ -315,10 +318,13 @@ class EdgeSource:
                     await self.sync(client)
             except BUS_ERRORS as exc:
                 # A refused or broken connection is a lost bus at once. A slow answer is not,
-                # until nothing succeeded for ``expiry_s``: an edge busy with a crowd of new
-                # clients must not tell all of them the bus is gone.
+                # until nothing succeeded for ``expiry_s``, and never while this process's own
+                # event loop is the slow one (a crowd of clients connecting): those clients
+                # must not be told the bus is gone.
                 slow = isinstance(exc, trio.TooSlowError)
-                if not slow or trio.current_time() - self.last_ok >= bus.expiry_s:
+                busy = trio.lowlevel.current_statistics().tasks_runnable >= BUSY_TASKS
+                stale = trio.current_time() - self.last_ok >= bus.expiry_s
+                if not slow or (stale and not busy):
                     if self.bus_ok:
                         log.warning("event=bus_down role=edge cause=%r", repr(exc))
                     self.bus_ok = False
