@@ -55,8 +55,16 @@ log = logging.getLogger("webctp.bus")
 
 BUS_ERRORS = (RedisError, OSError, trio.TooSlowError)
 
-BUSY_TASKS = 50
-"""Runnable tasks past which a slow Redis answer is blamed on this process, not on Redis."""
+BUSY_LAG_S = 0.05
+"""A turn of this process's event loop taking this long means a slow Redis answer is this
+process's slowness (a crowd of clients connecting), not Redis's."""
+
+
+async def _loop_lag() -> float:
+    """How long one turn of the event loop takes now."""
+    start = trio.current_time()
+    await trio.lowlevel.cancel_shielded_checkpoint()
+    return trio.current_time() - start
 
 
 def _client(ctx: ServiceContext) -> coredis.Redis[bytes]:
@@ -322,7 +330,7 @@ class EdgeSource:
                 # event loop is the slow one (a crowd of clients connecting): those clients
                 # must not be told the bus is gone.
                 slow = isinstance(exc, trio.TooSlowError)
-                busy = trio.lowlevel.current_statistics().tasks_runnable >= BUSY_TASKS
+                busy = await _loop_lag() >= BUSY_LAG_S
                 stale = trio.current_time() - self.last_ok >= bus.expiry_s
                 if not slow or (stale and not busy):
                     if self.bus_ok:
