@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import report
+from . import report, scale
 from ._proc import ROOT, loadavg
 from .scenarios import Bench, Params
 
@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         results["pinned"] = bench.pinned()
         results["fanout"] = bench.fanout(None)
         results["sessions"] = bench.sessions(None)
+        results["scale"] = scale.run(bench)
     if args.compare:
         tree = str(Path(args.compare).resolve())
         base = str(Path(args.compare_base).resolve()) if args.compare_base else None

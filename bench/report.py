@@ -645,9 +645,68 @@ def render(results: dict[str, Any], out: Path) -> str:
             "latency5k": "5,000 ticks/s paced (item 3)",
         }.get(name, name)
         parts.append(_profile_section(label, prof))
+    if "scale" in results:
+        parts.append(_scale_section(results["scale"]))
     if "compare" in results:
         parts.append(_compare_section(results["compare"]))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _scale_section(sc: dict[str, Any]) -> str:
+    """Item 8 (issue 15, ``bench/scale.py``)."""
+    lines = ["## 8. Market data at scale (shared upstream, feeder → Redis → edges)\n"]
+    fan = sc["fanout_shared"]
+    flood = sc["flood_shared"]
+    rows = [
+        [
+            f"8a fan-out, shared upstream, {sc['clients']} clients × {sc['per_client']} "
+            "instruments: service CPU per delivered tick / bare server CPU per frame",
+            f"{fan['cpu_per_tick_us']:.1f} µs / {fan['bare_cpu_per_frame_us']:.1f} µs "
+            f"= ×{fan['ratio']:.2f} ({fan['count']} delivered + {fan['ticks_conflated']} "
+            f"conflated of {fan.get('expected', '?')} expected; bare {fan['bare_count']} frames)",
+            "≤ ×0.5",
+            _met(fan["ratio"] <= 0.5),
+        ],
+        [
+            "8b one md client, flood, shared upstream: ticks/s delivered / bare ceiling",
+            f"{_f(flood['rate'])} / {_f(flood['ceiling'])} = ×{flood['ratio']:.2f} "
+            f"(per-session path in the same run: {_f(flood.get('session_rate', 0))} ticks/s; "
+            "best of the alternated runs)",
+            "≥ ×1.0",
+            _met(flood["ratio"] >= 1.0),
+        ],
+    ]
+    if "bus_latency" in sc:
+        lat = sc["bus_latency"]
+        added = lat["added"]
+        rows.append(
+            [
+                f"8c feeder → Redis → edge → client at {lat['rate']}/s: added latency p50 / p99 "
+                "(against the feeder's own /md/)",
+                f"{added.get('p50', 0):.3f} / {added.get('p99', 0):.3f} ms (bus p99 "
+                f"{lat['bus'].get('p99', 0):.3f} ms, direct p99 "
+                f"{lat['direct'].get('p99', 0):.3f} ms)",
+                "p99 added ≤ 2 ms",
+                _met(added.get("p99", 1e9) <= 2.0),
+            ]
+        )
+    if "two_edges" in sc:
+        two = sc["two_edges"]
+        cpu = ", ".join(f"{k} {v:.0f} %" for k, v in two["cpu_pct"].items())
+        rows.append(
+            [
+                f"8d two edges × {two['clients_per_edge']} clients, one feeder: delivered / "
+                "expected; CPU per process",
+                f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated); {cpu}",
+                "all delivered or conflation counted",
+                _met(two["delivered"] + two["conflated"] >= two["expected"]),
+            ]
+        )
+    if "skipped" in sc:
+        lines.append(f"*8c and 8d skipped: {sc['skipped']}.*\n")
+    lines.append(_table(["item", "measured", "target", "met"], rows))
+    lines.append("")
+    return "\n".join(lines)
 
 
 def _pinned_section(results: dict[str, Any]) -> str:

@@ -75,7 +75,15 @@ class Bench:
         self._n += 1
         return self.dir / f"{self._n:02d}-{stem}"
 
-    def config(self, *, clock: float, tree_tag: str, pin: bool = False) -> Path:
+    def config(
+        self,
+        *,
+        clock: float,
+        tree_tag: str,
+        pin: bool = False,
+        extra: dict[str, dict[str, Any]] | None = None,
+    ) -> Path:
+        """A service configuration; ``extra``: tables (or keys of tables) to add."""
         base = self._path(f"svc{tree_tag}")
         base.mkdir()
         name = f"bench{self._n}"
@@ -99,6 +107,8 @@ class Bench:
                 "orders_per_second": 100000,
             },
         }
+        for table, values in (extra or {}).items():
+            tables[table] = tables.get(table, {}) | values
         lines = []
         for table, values in tables.items():
             lines.append(f"[{table}]")
@@ -109,10 +119,16 @@ class Bench:
 
     @contextmanager
     def service(
-        self, *, clock: float, tree: str | None, pin: bool = False
+        self,
+        *,
+        clock: float,
+        tree: str | None,
+        pin: bool = False,
+        extra: dict[str, dict[str, Any]] | None = None,
+        tag: str = "",
     ) -> Iterator[tuple[Child, dict[str, Any]]]:
-        tag = ("-patched" if tree else "") + ("-pinned" if pin else "")
-        cfg = self.config(clock=clock, tree_tag=tag, pin=pin)
+        tag = ("-patched" if tree else "") + ("-pinned" if pin else "") + tag
+        cfg = self.config(clock=clock, tree_tag=tag, pin=pin, extra=extra)
         child = Child(
             "bench.service",
             ["--config", str(cfg)],

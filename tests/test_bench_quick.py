@@ -79,7 +79,18 @@ def test_quick_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     assert sessions["logged_in"] == sessions["n"] and not sessions["failures"]
     assert sessions["rss"] > 0 and sessions["threads"] > 0 and sessions["bare_logged_in"] > 0
 
+    # 8: shared upstream and the Redis bus (issue 15)
+    scale = results["scale"]
+    assert scale["fanout_shared"]["count"] > 0 and scale["fanout_shared"]["bare_count"] > 0
+    assert scale["flood_shared"]["rate"] > 0 and scale["flood_shared"]["ceiling"] > 0
+    if "skipped" not in scale:
+        assert scale["bus_latency"]["bus"]["n"] > 0 and scale["bus_latency"]["direct"]["n"] > 0
+        two = scale["two_edges"]
+        assert two["delivered"] + two["conflated"] >= two["expected"] > 0
+
     assert all(not math.isnan(x) for x in _numbers(results["fanout"]))
+    assert all(not math.isnan(x) for x in _numbers(results["scale"]))
     text = report.read_text()
-    for heading in ("## Machine", "## Summary", "## 1–2.", "## 3.", "## 4.", "## 5.", "## 6."):
+    headings = ("## Machine", "## Summary", "## 1–2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 8.")
+    for heading in headings:
         assert heading in text

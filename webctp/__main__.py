@@ -1,6 +1,7 @@
 """The command line.
 
-``python -m webctp --config config.toml [--mode td|md|all] [--host H] [--port P] [--ws-port W]``
+``python -m webctp --config config.toml [--mode td|md|all|md-edge] [--host H] [--port P]
+[--ws-port W]``
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="webctp", description="CTP futures trading API over WebSocket + JSON."
     )
     parser.add_argument("--config", help="TOML configuration file (default: built-in defaults)")
-    parser.add_argument("--mode", choices=("td", "md", "all"), help="services to run")
+    parser.add_argument(
+        "--mode",
+        choices=("td", "md", "all", "md-edge"),
+        help="services to run (md-edge: /md/ fed through the Redis bus, no CTP)",
+    )
     parser.add_argument("--host", help="listen address (overrides [server] host)")
     parser.add_argument("--port", type=int, help="HTTP port: web demo, /healthz, /metrics")
     parser.add_argument("--ws-port", type=int, help="WebSocket port: /td/ and /md/")

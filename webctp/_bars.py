@@ -343,6 +343,12 @@ def response(
     }
 
 
+def answer(book: BarBook, body: dict[str, Any], request_id: int) -> dict[str, Any]:
+    """The ``Bars`` frame answering a ``GetBars`` request (ValueError: a bad request)."""
+    instrument, period, count = parse_request(body)
+    return response(request_id, instrument, period, book.bars(instrument, period, count))
+
+
 def history_from_rows(
     source: Callable[[str, int, float, str], tuple[list[Any], list[Any]]],
 ) -> History:

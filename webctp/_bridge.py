@@ -68,6 +68,9 @@ class Sink:
         self._tick_lock = threading.Lock()
         self._ticks: dict[str, Values] = {}
         self.ticks_conflated = 0
+        self.replaced: dict[str, int] | None = None
+        """When a dict: replaced ticks per instrument too (a shared upstream weighs each by
+        its number of subscribers), swapped out with the ticks by ``take_ticks``."""
         self.closed = False
 
     # --- called on the CTP thread: never block, never raise --------------------------------
@@ -82,6 +85,8 @@ class Sink:
             ticks = self._ticks
             if instrument in ticks:
                 self.ticks_conflated += 1
+                if self.replaced is not None:
+                    self.replaced[instrument] = self.replaced.get(instrument, 0) + 1
             # wake the sender only when the dict goes from empty to non-empty: until it swaps
             # the dict out, one wake-up is already on its way (``take_ticks`` empties it)
             wake = not ticks
@@ -142,6 +147,12 @@ class Sink:
             ticks, self._ticks = self._ticks, {}
             self.ticks_ready = trio.Event()
         return ticks
+
+    def take_replaced(self) -> dict[str, int]:
+        """Swap out the replaced-tick counts per instrument (when ``replaced`` is kept)."""
+        with self._tick_lock:
+            replaced, self.replaced = self.replaced or {}, {}
+        return replaced
 
     def close(self) -> None:
         self.closed = True

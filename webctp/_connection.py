@@ -12,6 +12,8 @@ from __future__ import annotations
 import hmac
 import logging
 import urllib.parse
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
@@ -22,6 +24,7 @@ from wsproto.utilities import LocalProtocolError
 from ._context import ServiceContext
 from ._listener import Conn
 from ._md import MdSession
+from ._mdshared import SharedMdSession
 from ._session import Session
 from ._td import TdSession
 
@@ -31,6 +34,8 @@ log = logging.getLogger("webctp.connection")
 def route(path: str, mode: str) -> str | None:
     """Map a request path to 'td' or 'md' (None: not served)."""
     clean = urllib.parse.urlsplit(path).path.rstrip("/")
+    if mode == "md-edge":
+        mode = "md"
     if clean in ("/td", "/md"):
         kind = clean[1:]
         return kind if mode in (kind, "all") else None
@@ -88,9 +93,11 @@ async def serve_connection(
     metrics.sessions_total[kind] += 1
     writer = Writer(ws, conn, ctx.cfg.server.send_timeout_s)
     out = Outbox(writer, ctx)
-    session: Session
+    session: Session | SharedMdSession
     if kind == "td":
         session = TdSession(ctx, out)
+    elif ctx.md_hub is not None:
+        session = SharedMdSession(ctx, out, ctx.md_hub, writer.send_wire)
     else:
         session = MdSession(ctx, out, send_ticks=writer.send_many)
     metrics.watch_sink(session.sink)
@@ -125,7 +132,7 @@ async def serve_connection(
 
 
 async def _watch_overflow(
-    session: Session,
+    session: Session | SharedMdSession,
     ctx: ServiceContext,
     ending: list[tuple[int, str]],
     scope: trio.CancelScope,
@@ -145,7 +152,9 @@ async def _watch_overflow(
     scope.cancel()
 
 
-async def _receiver(ws: WebSocketConnection, session: Session, ctx: ServiceContext) -> None:
+async def _receiver(
+    ws: WebSocketConnection, session: Session | SharedMdSession, ctx: ServiceContext
+) -> None:
     while True:
         try:
             message = await ws.get_message()
@@ -172,12 +181,12 @@ class Writer:
         self.conn = conn
         self.timeout = send_timeout_s
 
-    async def _write(self, texts: list[str]) -> bool:
+    async def _write(self, write: Callable[[], Awaitable[bool]]) -> bool:
         scope = trio.CancelScope(shield=True, deadline=trio.current_time() + self.timeout)
         self.conn.writes.add(scope)
         try:
             with scope:
-                return await send_batch(self.ws, texts)
+                return await write()
         finally:
             self.conn.writes.discard(scope)
             if scope.cancelled_caught and not self.conn.aborted:
@@ -188,10 +197,15 @@ class Writer:
 
     async def send_one(self, text: str) -> bool:
         """False once the connection is closed or aborted."""
-        return await self._write([text])
+        return await self._write(partial(send_batch, self.ws, [text]))
 
     async def send_many(self, texts: list[str]) -> bool:
-        return await self._write(texts)
+        return await self._write(partial(send_batch, self.ws, texts))
+
+    async def send_wire(self, wires: list[bytes], texts: list[bytes]) -> bool:
+        """Ready-made frames (``_fanout.TickFrame``: ``wires`` the frame bytes, ``texts``
+        their JSON) in one socket write, with the deadline."""
+        return await self._write(partial(send_wire_batch, self.ws, wires, texts))
 
 
 class Outbox:
@@ -281,6 +295,28 @@ async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
                 data = b"".join([_text_frame(t) for t in chunk])
             else:
                 data = b"".join([proto.send(TextMessage(data=t)) for t in chunk])
+            async with ws._stream_lock:
+                try:
+                    await ws._stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await ws._abort_web_socket()
+                    return False
+    except (ConnectionClosed, LocalProtocolError):
+        return False
+    return True
+
+
+async def send_wire_batch(ws: WebSocketConnection, wires: list[bytes], texts: list[bytes]) -> bool:
+    """Like ``send_batch`` for frames encoded once for every client (``_fanout``): their
+    bytes are written as they are when this connection's frames are plain (see
+    ``_plain_server_frames``), else each text goes through wsproto."""
+    if not _has_internals(ws) or not _plain_server_frames(ws._wsproto):
+        return await send_batch(ws, [t.decode("utf-8") for t in texts])
+    try:
+        for start in range(0, len(wires), BATCH_FRAMES):
+            if ws._close_reason is not None:
+                return False
+            data = b"".join(wires[start : start + BATCH_FRAMES])
             async with ws._stream_lock:
                 try:
                     await ws._stream.send_all(data)

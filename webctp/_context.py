@@ -24,3 +24,5 @@ class ServiceContext:
     with it. The simulator's exchange reports a stopped engine or a database it cannot write."""
     bars: BarBook = field(default_factory=BarBook)
     """Bars kept from the ticks md sessions forward (the GetBars extension message)."""
+    md_hub: Any = None
+    """The process's md fan-out hub (``_fanout.Hub``) in shared-upstream and edge modes."""

@@ -71,7 +71,7 @@ def create_app(ctx: ServiceContext, ports: dict[str, int]) -> QuartTrio:
         sim = ctx.backend.name == "sim"
         return {
             "td": f"{base}/td/" if mode in ("td", "all") else None,
-            "md": f"{base}/md/" if mode in ("md", "all") else None,
+            "md": f"{base}/md/" if mode in ("md", "all", "md-edge") else None,
             "mode": mode,
             "backend": ctx.backend.name,
             "binding": ctx.backend.version,  # openctp-ctp's version; null for the simulator

@@ -269,6 +269,7 @@ class WsListener:
     def _contain(self, conn: Conn, exc: BaseException) -> None:
         """Log what ended a connection; let only cancellation (the service's) propagate."""
         rest: BaseException | None = None
+        failures: BaseException | None
         if isinstance(exc, BaseExceptionGroup):
             failures, rest = exc.split(Exception)
             if failures is None:
@@ -277,6 +278,7 @@ class WsListener:
             failures = exc
         else:
             raise exc
+        assert failures is not None
         if _is_client_error(failures):
             log.info("event=connection_ended remote=%s cause=%s", conn.remote, describe(failures))
         else:

@@ -140,11 +140,10 @@ class MdSession(Session):
         if self.login_info is None:
             raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
         try:
-            instrument, period, count = _bars.parse_request(env.body)
+            frame = _bars.answer(self.ctx.bars, env.body, env.request_id)
         except ValueError as exc:
             raise ProtocolError(Code.BAD_REQUEST, str(exc)) from None
-        found = self.ctx.bars.bars(instrument, period, count)
-        await self.send(_bars.response(env.request_id, instrument, period, found))
+        await self.send(frame)
 
     def _check_ready(self) -> None:
         if self.state is State.READY:

@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-Mode = Literal["td", "md", "all"]
+Mode = Literal["td", "md", "all", "md-edge"]
 Backend = Literal["sim", "ctp"]
 Resume = Literal["restart", "resume", "quick"]
 
@@ -117,6 +117,38 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MdConfig:
+    upstream: Literal["session", "shared"] = "session"
+    """``session``: each /md/ client gets its own CTP md API, logged in with its own
+    credentials. ``shared``: one CTP md API for the whole process, logged in with the
+    credentials below; client logins are answered locally (docs/scaling.md)."""
+    user_id: str = ""
+    password: str = ""
+    broker_id: str = ""
+    """Empty: ``ctp.broker_id``."""
+    release_grace_s: float = 5.0
+    """An instrument nobody subscribes any more is unsubscribed upstream after this long (a
+    client that comes back meanwhile finds it still flowing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    url: str = ""
+    """Redis URL (``redis://host:port/db``). With ``publish = true`` this process is a
+    feeder; ``--mode md-edge`` processes serve /md/ from it (docs/scaling.md)."""
+    publish: bool = False
+    prefix: str = "webctp:md"
+    """Prefix of every Redis key and channel (several deployments can share one Redis)."""
+    heartbeat_s: float = 1.0
+    """How often feeders and edges refresh their keys in Redis (and check the link)."""
+    expiry_s: float = 5.0
+    """A feeder's or edge's keys expire this long after its last heartbeat (a dead process's
+    demand is released after it)."""
+    timeout_s: float = 2.0
+    """Deadline of every Redis command; past it the bus counts as lost."""
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -127,6 +159,8 @@ class Config:
     ctp: CtpConfig = field(default_factory=CtpConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    md: MdConfig = field(default_factory=MdConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
     sim: SimSettings = field(default_factory=SimSettings)
     source: str = "<defaults>"
 
@@ -248,6 +282,21 @@ def _check(cfg: Config) -> None:
             )
     if cfg.server.send_queue < 1 or cfg.server.max_message_bytes < 256:
         raise ConfigError(f"{where}: server: send_queue >= 1 and max_message_bytes >= 256")
+    if cfg.md.release_grace_s < 0:
+        raise ConfigError(f"{where}: md.release_grace_s: must not be negative")
+    if cfg.bus.publish and not cfg.bus.url:
+        raise ConfigError(f"{where}: bus.publish needs bus.url")
+    if cfg.bus.publish and cfg.md.upstream != "shared":
+        raise ConfigError(f'{where}: bus.publish needs md.upstream = "shared"')
+    if cfg.server.mode == "md-edge" and not cfg.bus.url:
+        raise ConfigError(f"{where}: mode md-edge needs bus.url")
+    if cfg.bus.url and not cfg.bus.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{where}: bus.url: expected redis://host:port/db")
+    for name in ("heartbeat_s", "timeout_s"):
+        if not getattr(cfg.bus, name) > 0:
+            raise ConfigError(f"{where}: bus.{name}: must be positive")
+    if not cfg.bus.expiry_s > cfg.bus.heartbeat_s:
+        raise ConfigError(f"{where}: bus.expiry_s: must be longer than bus.heartbeat_s")
     for name in ("td_fronts", "md_fronts"):
         fronts = getattr(cfg.ctp, name)
         if not fronts or any(not f for f in fronts):

@@ -12,6 +12,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
 from typing import Any
 
 import trio
@@ -22,14 +23,15 @@ from . import _affinity, _flow
 from ._bars import history_from_rows
 from ._connection import handle_request
 from ._context import ServiceContext
+from ._fanout import Hub
 from ._http import create_app
 from ._listener import WsListener, connection_cap
-from .backend import load_backend
+from .backend import ApiModules, load_backend
 from .config import Config
 
 log = logging.getLogger("webctp.service")
 
-FDS_PER_CONNECTION = {"sim": 1, "ctp": 8}
+FDS_PER_CONNECTION = {"sim": 1, "ctp": 8, "none": 1}
 """File descriptors one WebSocket client costs: its socket, plus for a real CTP API its
 sockets, epoll/event descriptors and open flow files (measured with the openctp-ctp binding)."""
 
@@ -72,11 +74,41 @@ async def _prune_flow_folders(cfg: Config) -> None:
         await trio.sleep(FLOW_PRUNE_INTERVAL_S)
 
 
+NO_BACKEND = ApiModules("none", ModuleType("no_td"), ModuleType("no_md"))
+"""An md edge's backend: it has no CTP API at all."""
+
+
+async def _md_source(ctx: ServiceContext, *, task_status: trio.TaskStatus[Hub]) -> None:
+    """The process's md hub and what feeds it: the shared CTP upstream (and, with
+    ``[bus] publish``, the Redis publisher), or on an edge the Redis bus."""
+    cfg = ctx.cfg
+    hub = Hub(cfg.md.release_grace_s)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hub.run_releases)
+        if cfg.server.mode == "md-edge":
+            from ._bus import run_edge
+
+            await nursery.start(run_edge, ctx, hub)
+        else:
+            from ._upstream import Upstream
+
+            tap = None
+            if cfg.bus.publish:
+                from ._bus import run_feeder
+
+                tap = await nursery.start(run_feeder, ctx, hub)
+            upstream = Upstream(ctx, hub, tap)
+            ctx.metrics.watch_sink(upstream.conflation)
+            await nursery.start(upstream.run)
+        task_status.started(hub)
+
+
 async def run_service(
     cfg: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
 ) -> None:
     _affinity.pin(cfg.server.cpu_affinity)  # first: every thread started below inherits it
-    backend = load_backend(cfg.ctp)
+    edge = cfg.server.mode == "md-edge"
+    backend = NO_BACKEND if edge else load_backend(cfg.ctp)
     ctx = ServiceContext(cfg, backend)
     exchange = None
     if backend.name == "sim":
@@ -104,6 +136,8 @@ async def run_service(
                 max_message_size=max(4 * server.max_message_bytes, 1 << 20),
             )
             ctx.listener = listener
+            if edge or (cfg.md.upstream == "shared" and cfg.server.mode in ("md", "all")):
+                ctx.md_hub = await nursery.start(_md_source, ctx)
             ws_port = await nursery.start(listener.serve, host, server.ws_port)
             log.info(
                 "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s "

@@ -1,0 +1,257 @@
+"""Item 8 (issue 15): market data at scale, each against a baseline from the same run.
+
+- 8a fan-out on a shared upstream (``[md] upstream = "shared"``): N md clients x 20
+  instruments, market steps; service CPU per delivered tick against the bare trio-websocket
+  server's CPU per frame for the same frames and clients;
+- 8b one md client on a shared upstream under a flood: ticks/s delivered against the bare
+  ceiling (alternated);
+- 8c feeder -> Redis -> edge -> client latency at 5,000 ticks/s against the same feeder's own
+  /md/ (shared upstream, no bus);
+- 8d two edges x N clients fed by one feeder: delivered against expected, CPU per process.
+
+Needs ``redis-server`` (Debian package) for 8c and 8d; without it they are reported as
+skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ._proc import cpu_seconds
+from .scenarios import Bench
+
+SHARED = {"md": {"upstream": "shared"}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextmanager
+def redis_server(bench: Bench) -> Iterator[str]:
+    folder = bench.dir / f"redis-{time.monotonic_ns()}"
+    folder.mkdir()
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def run(bench: Bench) -> dict[str, Any]:
+    quick = bench.p.quick
+    clients = 10 if quick else 1000
+    out: dict[str, Any] = {"clients": clients, "per_client": 20}
+    out["fanout_shared"] = fanout_shared(bench, clients)
+    out["flood_shared"] = flood_shared(bench)
+    if shutil.which("redis-server") is None:
+        out["skipped"] = "redis-server is not installed"
+        return out
+    out["bus_latency"] = bus_latency(bench)
+    out["two_edges"] = two_edges(bench, clients)
+    return out
+
+
+def fanout_shared(bench: Bench, clients: int) -> dict[str, Any]:
+    saved = bench.p
+    bench.p = dataclasses.replace(saved, fan_clients=clients, fan_per_conn=20)
+    try:
+        res: dict[str, Any] = {}
+        with bench.service(clock=0.0, tree=None, extra=SHARED, tag="-shared") as (svc, ready):
+            ids: list[str] = svc.call("instruments")["ids"]
+            r, cpu, _wall, stats = bench._fan_run(svc, int(ready["ws_port"]), ids, bare=False)
+            res.update(r)
+            res["service_cpu_s"] = cpu
+            res["ticks_conflated"] = stats["ticks_conflated"]
+            res["upstream_callbacks"] = stats["md_callbacks"]
+            # one tick per instrument per market step for each client
+            res["expected"] = clients * 20 * bench.p.fan_steps
+        with bench.bare() as (srv, port):
+            rb, cpu_b, _wall_b, _ = bench._fan_run(srv, port, ids, bare=True)
+        res["bare_count"] = rb["count"]
+        res["bare_cpu_s"] = cpu_b
+        res["cpu_per_tick_us"] = cpu / max(res["count"], 1) * 1e6
+        res["bare_cpu_per_frame_us"] = cpu_b / max(rb["count"], 1) * 1e6
+        res["ratio"] = res["cpu_per_tick_us"] / max(res["bare_cpu_per_frame_us"], 1e-9)
+        bench.say(
+            f"8a fan-out shared: {res['count']} ticks delivered (+{res['ticks_conflated']} "
+            f"conflated), {res['cpu_per_tick_us']:.1f} µs CPU/tick vs bare "
+            f"{res['bare_cpu_per_frame_us']:.1f} µs/frame (x{res['ratio']:.2f})"
+        )
+        return res
+    finally:
+        bench.p = saved
+
+
+def flood_shared(bench: Bench) -> dict[str, Any]:
+    """Alternated: the bare ceiling, the per-session path (today's default) and the shared
+    upstream, each taking the same simulator burst."""
+    runs: list[dict[str, Any]] = []
+    session_runs: list[dict[str, Any]] = []
+    ceilings: list[dict[str, Any]] = []
+    with (
+        bench.service(clock=0.0, tree=None, extra=SHARED, tag="-shared") as (
+            svc,
+            ready,
+        ),
+        bench.service(clock=0.0, tree=None, tag="-session") as (svc_s, ready_s),
+    ):
+        ids = bench.instruments(svc, bench.p.burst_instruments)
+        for _ in range(bench.p.reps):
+            ceilings.append(bench.ceiling_once())
+            session_runs.append(
+                bench.burst_once(svc_s, int(ready_s["ws_port"]), ids, prepared=True)
+            )
+            runs.append(bench.burst_once(svc, int(ready["ws_port"]), ids, prepared=True))
+    best = max(r["rate"] for r in runs)
+    best_session = max(r["rate"] for r in session_runs)
+    ceiling = max(c["rate"] for c in ceilings)
+    bench.say(
+        f"8b flood: shared {best:.0f} ticks/s, per-session {best_session:.0f} ticks/s, "
+        f"ceiling {ceiling:.0f} frames/s"
+    )
+    return {
+        "runs": runs,
+        "session_runs": session_runs,
+        "ceilings": ceilings,
+        "rate": best,
+        "session_rate": best_session,
+        "ceiling": ceiling,
+        "ratio": best / max(ceiling, 1e-9),
+    }
+
+
+def bus_latency(bench: Bench) -> dict[str, Any]:
+    rate = 5000
+    with redis_server(bench) as url:
+        feeder_extra = SHARED | {"bus": {"url": url, "publish": True}}
+        edge_extra = {"server": {"mode": "md-edge"}, "bus": {"url": url}}
+        with (
+            bench.service(clock=0.0, tree=None, extra=feeder_extra, tag="-feeder") as (
+                feeder,
+                f_ready,
+            ),
+            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge") as (_edge, e_ready),
+        ):
+            ids = bench.instruments(feeder, bench.p.burst_instruments)
+            direct = bench.latency_once(feeder, int(f_ready["ws_port"]), ids, rate)
+            bus = bench.latency_once(feeder, int(e_ready["ws_port"]), ids, rate)
+    added = {k: bus[k] - direct[k] for k in ("p50", "p99") if k in bus and k in direct}
+    bench.say(
+        f"8c bus latency at {rate}/s: added p50 {added.get('p50', 0):.3f} ms, "
+        f"p99 {added.get('p99', 0):.3f} ms"
+    )
+    return {"rate": rate, "direct": direct, "bus": bus, "added": added}
+
+
+def two_edges(bench: Bench, clients: int) -> dict[str, Any]:
+    p = bench.p
+    steps = p.fan_steps
+    with redis_server(bench) as url:
+        feeder_extra = SHARED | {"bus": {"url": url, "publish": True}}
+        edge_extra = {"server": {"mode": "md-edge"}, "bus": {"url": url}}
+        with (
+            bench.service(clock=0.0, tree=None, extra=feeder_extra, tag="-feeder") as (
+                feeder,
+                _f,
+            ),
+            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge1") as (
+                edge1,
+                e1,
+            ),
+            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge2") as (edge2, e2),
+        ):
+            ids: list[str] = feeder.call("instruments")["ids"]
+            args = [
+                "--connections",
+                str(clients),
+                "--per-conn",
+                "20",
+                "--instruments",
+                json.dumps(ids),
+                "--settle",
+                "2.5",
+                "--idle",
+                "1.5",
+            ]
+            cli1 = bench.client("ticks", int(e1["ws_port"]), *args)
+            cli2 = bench.client("ticks", int(e2["ws_port"]), *args)
+            try:
+                cli1.expect("ready", 600)
+                cli2.expect("ready", 600)
+                procs = {"feeder": feeder, "edge1": edge1, "edge2": edge2}
+                before = {k: v.call("stats") for k, v in procs.items()}
+                cli1.send(cmd="start")
+                cli2.send(cmd="start")
+                c0 = {k: cpu_seconds(v.pid) for k, v in procs.items()}
+                t0 = time.perf_counter()
+                for k in range(steps):
+                    feeder.call("step", 60)
+                    pause = t0 + (k + 1) * p.fan_interval - time.perf_counter()
+                    if pause > 0:
+                        time.sleep(pause)
+                wall = time.perf_counter() - t0
+                cli1.send(cmd="finish")
+                cli2.send(cmd="finish")
+                r1 = cli1.expect("result", 600)
+                r2 = cli2.expect("result", 600)
+                cpu = {k: cpu_seconds(v.pid) - c0[k] for k, v in procs.items()}
+                after = {k: v.call("stats") for k, v in procs.items()}
+            finally:
+                cli1.close()
+                cli2.close()
+    # each step moves every instrument once: a client expects one tick per instrument per step
+    expected = 2 * clients * 20 * steps
+    delivered = r1["count"] + r2["count"]
+    conflated = sum(after[k]["ticks_conflated"] - before[k]["ticks_conflated"] for k in after)
+    res = {
+        "clients_per_edge": clients,
+        "steps": steps,
+        "expected": expected,
+        "delivered": delivered,
+        "conflated": conflated,
+        "cpu_s": cpu,
+        "cpu_pct": {k: v / wall * 100 for k, v in cpu.items()},
+    }
+    bench.say(
+        f"8d two edges: {delivered}/{expected} delivered (+{conflated} conflated), CPU "
+        + ", ".join(f"{k} {v:.0f}%" for k, v in res["cpu_pct"].items())
+    )
+    return res

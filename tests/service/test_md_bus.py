@@ -1,0 +1,237 @@
+"""Feeder -> Redis -> md edge, with a real ``redis-server`` started here (Debian's package):
+end to end, demand flowing back, and recovery from Redis, feeder and edge restarts and a
+network blip without any client action."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from tests.conftest import replace
+from webctp.config import Config
+from webctp.service import ServiceInfo, run_service
+
+from .client import Client, connect
+from .test_md import md_login
+from .test_md_shared import subscribe, ticks_of
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None,
+    reason="redis-server is not installed (Debian package redis-server; .ci/run installs it)",
+)
+
+
+class Redis:
+    """A private redis-server on a free loopback port, no persistence, in a temp dir."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.proc: trio.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.proc = await trio.lowlevel.open_process(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        with trio.fail_after(10):
+            while True:
+                try:
+                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                except OSError:
+                    await trio.sleep(0.05)
+                    continue
+                await stream.aclose()
+                return
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            await self.proc.wait()
+            self.proc = None
+
+    async def command(self, *args: str) -> str:
+        """A command through redis-cli (part of the redis-server package's dependencies)."""
+        done = await trio.run_process(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], capture_stdout=True
+        )
+        return done.stdout.decode()
+
+
+@pytest.fixture
+async def redis(tmp_path: Path) -> AsyncIterator[Redis]:
+    server = Redis(tmp_path)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+BUS = {"heartbeat_s": 0.2, "expiry_s": 1.0, "timeout_s": 0.5}
+
+
+def feeder_cfg(cfg: Config, redis: Redis) -> Config:
+    return replace(
+        cfg,
+        md={"upstream": "shared", "release_grace_s": 0.3},
+        bus={"url": redis.url, "publish": True, **BUS},
+    )
+
+
+def edge_cfg(cfg: Config, redis: Redis) -> Config:
+    return replace(
+        cfg,
+        server={"mode": "md-edge"},
+        md={"release_grace_s": 0.3},
+        bus={"url": redis.url, **BUS},
+    )
+
+
+@asynccontextmanager
+async def running(cfg: Config) -> AsyncIterator[ServiceInfo]:
+    async with trio.open_nursery() as nursery:
+        info: ServiceInfo = await nursery.start(run_service, cfg)
+        yield info
+        nursery.cancel_scope.cancel()
+
+
+async def some_instruments(feeder: ServiceInfo, n: int) -> list[str]:
+    return sorted(feeder.exchange.instrument_ids())[:n]
+
+
+async def state(c: Client, value: str) -> dict[str, Any]:
+    frame = await c.expect(
+        lambda f: f.get("MsgType") == "SessionState" and f["SessionState"]["State"] == value,
+        timeout=15,
+    )
+    return frame
+
+
+async def until(condition: Any, timeout: float = 10) -> None:
+    with trio.fail_after(timeout):
+        while not condition():
+            await trio.sleep(0.05)
+
+
+async def test_edge_serves_md_from_the_feeder(cfg: Config, redis: Redis) -> None:
+    async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
+        assert edge.exchange is None and edge.ctx.backend.name == "none"
+        wanted = await some_instruments(feeder, 3)
+        upstream = feeder.ctx.md_hub.source
+        async with connect(edge.ws_port, "/md/") as a, connect(edge.ws_port, "/md/") as b:
+            await md_login(a)
+            await subscribe(a, wanted, 1)
+            await ticks_of(a, wanted)  # demand went to the feeder through Redis
+            assert sorted(upstream.subscribed["md"]) == wanted
+            await md_login(b)
+            await subscribe(b, wanted[:1], 2)
+            await ticks_of(b, wanted[:1])
+        # the edge's clients are gone: the demand is released up to the feeder's upstream
+        await until(lambda: not upstream.subscribed["md"])
+
+
+async def test_redis_restart_recovers_without_client_action(cfg: Config, redis: Redis) -> None:
+    async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
+        wanted = await some_instruments(feeder, 2)
+        async with connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+            await redis.stop()  # everything Redis held is gone (no persistence)
+            down = await state(c, "disconnected")
+            assert "bus" in down["SessionState"]["Detail"]
+            await redis.start()
+            await state(c, "ready")
+            # fresh ticks again: the edge rewrote its demand, the feeder read it,
+            # coredis re-subscribed the edge's channels
+            c.seen.clear()
+            await ticks_of(c, wanted)
+
+
+async def test_network_blip_recovers(cfg: Config, redis: Redis) -> None:
+    async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
+        wanted = await some_instruments(feeder, 2)
+        async with connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+            # every client connection of Redis dropped at once (feeder's and edge's)
+            await redis.command("CLIENT", "KILL", "TYPE", "pubsub")
+            await redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            await trio.sleep(0.5)
+            await ticks_of(c, wanted)
+
+
+async def serve(
+    cfg: Config, scope: trio.CancelScope, *, task_status: trio.TaskStatus[ServiceInfo]
+) -> None:
+    with scope:
+        await run_service(cfg, task_status=task_status)
+
+
+async def test_feeder_restart_recovers(cfg: Config, redis: Redis) -> None:
+    async with running(edge_cfg(cfg, redis)) as edge, trio.open_nursery() as nursery:
+        first = trio.CancelScope()
+        feeder: ServiceInfo = await nursery.start(serve, feeder_cfg(cfg, redis), first)
+        wanted = await some_instruments(feeder, 2)
+        async with connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+            first.cancel()  # the feeder stops: its key expires, the edge's client is told
+            down = await state(c, "disconnected")
+            assert "feeder" in down["SessionState"]["Detail"]
+            second: ServiceInfo = await nursery.start(
+                serve, feeder_cfg(cfg, redis), trio.CancelScope()
+            )
+            await state(c, "ready")
+            # the new feeder found the edge's demand in Redis and subscribed upstream
+            await until(lambda: sorted(second.ctx.md_hub.source.subscribed["md"]) == wanted)
+            c.seen.clear()
+            await ticks_of(c, wanted)
+        nursery.cancel_scope.cancel()
+
+
+async def test_edge_restart_releases_and_resumes(cfg: Config, redis: Redis) -> None:
+    async with running(feeder_cfg(cfg, redis)) as feeder:
+        wanted = await some_instruments(feeder, 2)
+        upstream = feeder.ctx.md_hub.source
+        async with running(edge_cfg(cfg, redis)) as edge, connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+        # the edge died with its client's subscriptions: its demand key expires, the feeder
+        # releases the instruments
+        await until(lambda: not upstream.subscribed["md"])
+        async with running(edge_cfg(cfg, redis)) as edge2, connect(edge2.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)

@@ -1,0 +1,150 @@
+"""The md fan-out hub without sockets: reference counts, grace period, answers, conflation,
+encode-once frames."""
+
+from __future__ import annotations
+
+import orjson
+import trio
+import trio.testing
+
+from webctp._bus import EdgeSource, pack, unpack
+from webctp._context import ServiceContext
+from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, frame_header, tick_frame
+from webctp.config import Config
+from webctp.protocol import codec
+from webctp.protocol.codec import RspInfo
+from webctp.service import NO_BACKEND
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.wanted: list[list[str]] = []
+        self.dropped: list[list[str]] = []
+
+    def want(self, instruments: list[str]) -> None:
+        self.wanted.append(instruments)
+
+    def drop(self, instruments: list[str]) -> None:
+        self.dropped.append(instruments)
+
+
+def answers() -> tuple[list[tuple[str, RspInfo | None]], object]:
+    got: list[tuple[str, RspInfo | None]] = []
+
+    def answer(instrument: str, info: RspInfo | None) -> None:
+        got.append((instrument, info))
+
+    return got, answer
+
+
+def frame(n: int) -> TickFrame:
+    return tick_frame(b'{"n":%d}' % n)
+
+
+async def test_refcount_grace_and_local_answers(autojump_clock: trio.testing.MockClock) -> None:
+    hub = Hub(grace_s=5.0)
+    source = FakeSource()
+    hub.source = source
+    a, b = Subscriber(), Subscriber()
+    got_a, answer_a = answers()
+    got_b, answer_b = answers()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hub.run_releases)
+        hub.subscribe(a, ["x", "y"], answer_a)  # type: ignore[arg-type]
+        assert source.wanted == [["x", "y"]] and got_a == []  # waiting for the source
+        hub.subscribe(b, ["x"], answer_b)  # type: ignore[arg-type]
+        assert source.wanted == [["x", "y"]]  # asked once
+        hub.confirm("x", None)
+        hub.confirm("y", (0, ""))
+        assert got_a == [("x", None), ("y", (0, ""))] and got_b == [("x", None)]
+        # confirmed: a third subscriber is answered at once, no new demand
+        c = Subscriber()
+        got_c, answer_c = answers()
+        hub.subscribe(c, ["x"], answer_c)  # type: ignore[arg-type]
+        assert got_c == [("x", None)] and len(source.wanted) == 1
+        # ticks reach each subscriber once; a second tick before the first was taken
+        # replaces it and is counted
+        hub.publish("x", frame(1))
+        hub.publish("x", frame(2))
+        assert [f.text for f in a.take()] == [b'{"n":2}'] and a.ticks_conflated == 1
+        # the last reference of y goes: released after the grace period only
+        hub.unsubscribe(a, ["y"])
+        await trio.sleep(4.9)
+        assert source.dropped == []
+        await trio.sleep(0.2)
+        assert source.dropped == [["y"]]
+        # x: released only when all three left; coming back within the grace keeps it
+        hub.leave(a)
+        hub.leave(b)
+        hub.leave(c)
+        await trio.sleep(3)
+        hub.subscribe(b, ["x"], answer_b)  # type: ignore[arg-type]
+        assert got_b[-1] == ("x", None)  # still flowing: answered locally
+        await trio.sleep(10)
+        assert source.dropped == [["y"]]
+        hub.leave(b)
+        await trio.sleep(5.1)
+        assert source.dropped == [["y"], ["x"]]
+        assert "x" not in hub.latest and not hub.subscribers
+        nursery.cancel_scope.cancel()
+
+
+async def test_refused_and_link_down() -> None:
+    hub = Hub(grace_s=1.0)
+    source = FakeSource()
+    hub.source = source
+    a = Subscriber()
+    got, answer = answers()
+    hub.subscribe(a, ["bad", "p", "q"], answer)  # type: ignore[arg-type]
+    hub.confirm("bad", (16, "no such instrument"))
+    assert got == [("bad", (16, "no such instrument"))]
+    assert "bad" not in a.instruments and source.dropped == [["bad"]]
+    hub.fail_waiting((-503, "link down"))
+    assert got[1:] == [("p", (-503, "link down")), ("q", (-503, "link down"))]
+    assert set(a.instruments) == {"p", "q"}  # references kept for the re-subscription
+
+
+def test_encode_once_frame_bytes() -> None:
+    values = tuple(
+        "rb2601" if name == "InstrumentID" else ("" if isinstance(default, str) else 1.5)
+        for name, default in zip(
+            codec.codec("DepthMarketData").names,
+            codec.codec("DepthMarketData").capture(_blank()),
+        )
+    )
+    f = encode_tick(values)
+    message = orjson.loads(f.text)
+    assert message["MsgType"] == "RtnDepthMarketData"
+    assert message["DepthMarketData"]["InstrumentID"] == "rb2601"
+    assert f.wire == frame_header(len(f.text)) + f.text
+    assert frame_header(5) == b"\x81\x05"
+    assert frame_header(200) == b"\x81\x7e\x00\xc8"
+    assert frame_header(70000) == b"\x81\x7f" + (70000).to_bytes(8, "big")
+
+
+def test_bus_batch_round_trip() -> None:
+    batch = pack("rb2601", b'{"a":1}') + pack("中文", b"x" * 300)
+    assert list(unpack(batch)) == [("rb2601", b'{"a":1}'), ("中文", b"x" * 300)]
+    assert list(unpack(batch[:-1])) == [("rb2601", b'{"a":1}')]  # a truncated tail is ignored
+
+
+def _blank() -> object:
+    from webctp.sim import mdapi
+
+    return mdapi.CThostFtdcDepthMarketDataField()
+
+
+def test_edge_backlog_keeps_the_latest_and_counts_the_rest(cfg: Config) -> None:
+    hub = Hub(grace_s=1.0)
+    edge = EdgeSource(ServiceContext(cfg, NO_BACKEND), hub)
+    a, b = Subscriber(), Subscriber()
+    _got, answer = answers()
+    hub.subscribe(a, ["x", "y"], answer)  # type: ignore[arg-type]
+    hub.subscribe(b, ["x"], answer)  # type: ignore[arg-type]
+    assert sorted(edge.demand) == ["x", "y"]
+    other = pack("not-wanted", b"{}")
+    edge.on_batches([pack("x", b'{"n":1}') + pack("y", b'{"n":1}'), pack("x", b'{"n":2}') + other])
+    assert [f.text for f in a.take()] == [b'{"n":2}', b'{"n":1}']
+    assert [f.text for f in b.take()] == [b'{"n":2}']
+    assert edge.conflation.ticks_conflated == 2  # x replaced once, two subscribers
+    assert "not-wanted" not in hub.latest
