@@ -24,6 +24,7 @@ from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
 from ._listener import WsListener, connection_cap
+from ._listen import listen_errors
 from .backend import load_backend
 from .config import Config
 
@@ -104,12 +105,13 @@ async def run_service(
                 max_message_size=max(4 * server.max_message_bytes, 1 << 20),
             )
             ctx.listener = listener
-            ws_port = await nursery.start(listener.serve, host, server.ws_port)
+            with listen_errors("WebSocket", host, server.ws_port, "ws_port"):
+                ws_port = await nursery.start(listener.serve, host, server.ws_port)
             log.info(
-                "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s "
-                "max_connections=%d",
+                "event=listening service=ws host=%s port=%d paths=%s mode=%s max_connections=%d",
                 host,
                 ws_port,
+                {"td": "/td/", "md": "/md/"}.get(server.mode, "/td/,/md/"),
                 server.mode,
                 listener.max_connections,
             )
@@ -124,9 +126,10 @@ async def run_service(
                 hconfig.keyfile = cfg.server.tls_key
             ports = {"ws": ws_port}
             app = create_app(ctx, ports)
-            binds = await nursery.start(
-                partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)
-            )
+            with listen_errors("HTTP", host, cfg.server.port, "port"):
+                binds = await nursery.start(
+                    partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)
+                )
             http_port = int(str(binds[0]).rsplit(":", 1)[1])
             ports["http"] = http_port
             log.info(
