@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from webctp._listen import advice
+from webctp._bind_errors import advice
 from webctp.config import ConfigError, load_config, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent

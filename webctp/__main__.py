@@ -17,7 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from . import __version__, _log
-from ._listen import ListenError
+from ._bind_errors import ListenError
 from .config import ConfigError, load_config, with_overrides
 
 log = logging.getLogger("webctp")

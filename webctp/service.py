@@ -20,11 +20,11 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from . import _affinity, _flow
 from ._bars import history_from_rows
+from ._bind_errors import listen_errors
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._http import create_app
 from ._listener import WsListener, connection_cap
-from ._listen import listen_errors
 from .backend import load_backend
 from .config import Config
 
