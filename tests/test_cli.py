@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import signal
 import socket
@@ -216,3 +217,20 @@ def test_td_mode_lists_only_the_td_path(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_missing_binding_names_a_package_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from webctp.backend import _ctp
+
+    monkeypatch.setattr(_ctp, "_modules", None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "openctp_ctp" else real_find_spec(name, *a),
+    )
+    with pytest.raises(_ctp.BindingUnavailable) as info:
+        _ctp.import_binding()
+    message = str(info.value)
+    assert 'pip install "openctp-ctp>=6.7.2,<6.8"' in message and "'.[ctp]'" in message
+    assert "webctp[ctp]" not in message
