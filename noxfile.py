@@ -59,11 +59,12 @@ def _find(version: str) -> str | None:
 
 def _pythons() -> list[str]:
     """The versions ``tests`` runs on, each made findable by nox under its ``X.Y`` name."""
-    found = {v: exe for v in SUPPORTED if (exe := _find(v))}
-    if os.environ.get("CI"):
+    found = {v: exe for v in SUPPORTED if (exe := _find(v))}  # in SUPPORTED's order
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         wanted = [SUPPORTED[0], SUPPORTED[-1]]
     elif found:
-        wanted = list(dict.fromkeys([min(found), max(found)]))
+        versions = list(found)
+        wanted = list(dict.fromkeys([versions[0], versions[-1]]))
     else:
         wanted = list(SUPPORTED)  # each then fails as "not found"
     for version in wanted:
