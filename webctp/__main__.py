@@ -17,7 +17,7 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from . import __version__, _log
-from ._bind_errors import ListenError
+from ._bind_errors import ListenError, find
 from .config import ConfigError, load_config, with_overrides
 
 log = logging.getLogger("webctp")
@@ -61,18 +61,6 @@ async def _main(cfg: object) -> None:
                 break
 
 
-def _startup_failure(exc: BaseException) -> BaseException | None:
-    """The listener or OS error that stopped the service, found inside exception groups."""
-    if isinstance(exc, (ListenError, OSError)):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _startup_failure(inner)
-            if found is not None:
-                return found
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -101,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trio.run(_main, cfg)
     except (ListenError, OSError, BaseExceptionGroup) as exc:
-        failure = _startup_failure(exc)
+        failure = find(exc, (ListenError, OSError))
         if failure is None:
             raise
         log.error("event=startup_failed error=%r", str(failure))

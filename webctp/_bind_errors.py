@@ -16,13 +16,13 @@ class ListenError(Exception):
     """A listener could not be opened (busy port, address not of this machine, ...)."""
 
 
-def first_os_error(exc: BaseException) -> OSError | None:
-    """The first ``OSError`` in ``exc``, looking inside (nested) exception groups."""
-    if isinstance(exc, OSError):
+def find(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of ``kinds`` in ``exc``, looking inside (nested) exception groups."""
+    if isinstance(exc, kinds):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = first_os_error(inner)
+            found = find(inner, kinds)
             if found is not None:
                 return found
     return None
@@ -55,7 +55,7 @@ def listen_errors(service: str, host: str, port: int, port_key: str) -> Iterator
     try:
         yield
     except (OSError, BaseExceptionGroup) as exc:
-        error = first_os_error(exc)
-        if error is None:
+        error = find(exc, (OSError,))
+        if not isinstance(error, OSError):
             raise
         raise ListenError(advice(service, host, port, port_key, error)) from exc
