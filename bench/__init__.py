@@ -1,4 +1,4 @@
-"""Benchmarks for webctp (issue 8): ``python -m bench [--quick]`` writes docs/benchmarks.md.
+"""Benchmarks for webctp: ``python -m bench [--quick]`` writes artifacts/benchmarks.md.
 
 Processes: the orchestrator (``bench.__main__``) starts the service under test in its own
 process (``bench.service``: the real ``webctp.service.run_service`` plus benchmark-only hooks

@@ -1,6 +1,7 @@
-"""``python -m bench [--quick] [--out docs/benchmarks.md] [--compare TREE]``.
+"""``python -m bench [--quick] [--out FILE | --write-report] [--compare TREE]``.
 
-Runs every measurement of issue 8 with its baseline in the same run and writes the report.
+Runs every measurement with its baseline in the same run and writes the report to
+artifacts/benchmarks.md (``--write-report``: the published docs/benchmarks.md).
 ``--quick`` is the CI smoke form (small counts; it checks that every scenario runs and yields
 numbers, never how fast). ``--compare TREE`` also runs the tick-path and order measurements
 against a patched copy of the repository (its ``webctp/`` is imported first), interleaved
@@ -84,10 +85,19 @@ def suite(bench: Bench, tree: str | None, *, ceiling: bool, profile: bool) -> di
     return out
 
 
+# Untracked (.gitignore): a run does not overwrite the published docs/benchmarks.md unless asked.
+DEFAULT_OUT = ROOT / "artifacts" / "benchmarks.md"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small smoke run (CI)")
-    parser.add_argument("--out", default=None, help="report path (default docs/benchmarks.md)")
+    parser.add_argument(
+        "--out", default=None, help=f"report path (default {DEFAULT_OUT.relative_to(ROOT)})"
+    )
+    parser.add_argument(
+        "--write-report", action="store_true", help="write the tracked docs/benchmarks.md"
+    )
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--compare", default=None, help="a patched copy of the repository")
     parser.add_argument(
@@ -100,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args(argv)
     params = Params.make(args.quick)
-    out_path = Path(args.out) if args.out else ROOT / "docs" / "benchmarks.md"
+    out_path = Path(args.out) if args.out else DEFAULT_OUT
+    if args.write_report:
+        out_path = ROOT / "docs" / "benchmarks.md"
     if args.quick and args.out is None:
         out_path = Path(tempfile.gettempdir()) / "webctp-benchmarks-quick.md"
     workdir = Path(tempfile.mkdtemp(prefix="webctp-bench-"))

@@ -354,10 +354,10 @@ def render(results: dict[str, Any], out: Path) -> str:
     parts.append(
         "Written by `python -m bench`"
         + (" --quick (a smoke run: the numbers mean nothing)" if results["quick"] else "")
-        + f" on {results['started']} in {results['seconds']:.0f} s. Issue 8 lists what is "
-        "measured; every figure is set against a baseline measured in the same run, on the same "
-        "machine, because absolute numbers drift with the machine and its load (the load average "
-        "is given: this machine is shared).\n"
+        + f" on {results['started']} in {results['seconds']:.0f} s. Every figure is set "
+        "against a baseline measured in the same run, on the same machine, because absolute "
+        "numbers drift with the machine and its load (the load average is given: this machine "
+        "is shared).\n"
     )
     parts.append("## Machine\n")
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items())
@@ -866,7 +866,8 @@ def _compare_section(cmp: dict[str, Any]) -> str:
         ]
     )
     return (
-        f"## Before / after\n\nbefore: `{cmp.get('base', '')}`, after: `{cmp['tree']}`; "
+        f"## Before / after\n\nbefore: the tree `{Path(cmp.get('base', '')).name}`, after: the "
+        f"tree `{Path(cmp['tree']).name}`; "
         "interleaved runs (ticks/s; ms).\n\n"
         + _table(["figure", "before (runs)", "after (runs)"], rows)
         + "\n"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from webctp.config import ConfigError, load_config
+from webctp._bind_errors import advice
+from webctp.config import ConfigError, load_config, with_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,15 +71,24 @@ def test_cli_reports_config_error_without_traceback(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "cannot read" in missing.stderr
 
 
-def start_service(tmp_path: Path, server: str = "") -> subprocess.Popen[str]:
-    """``python -m webctp`` on free ports with the simulator, its files under ``tmp_path``."""
+def write_config(tmp_path: Path, server: str = "") -> Path:
+    """A configuration with the simulator's files under ``tmp_path``."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         f"[server]\n{server}\n"
         f'[ctp]\nflow_dir = "{tmp_path / "flow"}"\n[sim]\ndb_path = "{tmp_path / "s.db"}"\n'
     )
+    return cfg
+
+
+def start_service(tmp_path: Path, server: str = "", *args: str) -> subprocess.Popen[str]:
+    """``python -m webctp`` on free ports with the simulator, its files under ``tmp_path``."""
+    cfg = write_config(tmp_path, server)
     return subprocess.Popen(
-        [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
+        [
+            sys.executable,
+            *("-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0", *args),
+        ],
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -136,3 +149,88 @@ def test_cpu_affinity_pins_every_thread(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_port_out_of_range_blames_the_command_line_option() -> None:
+    result = run("--port", "70000")
+    assert result.returncode == 2
+    assert "--port: 70000 is not a port" in result.stderr and "<defaults>" not in result.stderr
+    cfg = load_config(ROOT / "config.toml")
+    with pytest.raises(ConfigError, match=r"command line --ws-port 8080: server.port and"):
+        with_overrides(cfg, ws_port=cfg.server.port)
+    with pytest.raises(ConfigError, match=r"^command line: --ws-port 65536: must be 0-65535$"):
+        with_overrides(cfg, ws_port=65536)
+
+
+@pytest.mark.parametrize(
+    ("busy", "free", "setting"),
+    [
+        ("--ws-port", "--port", "server.ws_port (--ws-port)"),
+        ("--port", "--ws-port", "server.port (--port)"),
+    ],
+)
+def test_busy_port_names_the_port_and_the_setting(
+    tmp_path: Path, busy: str, free: str, setting: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = write_config(tmp_path)
+        result = run("--config", str(cfg), busy, str(port), free, "0")
+    assert result.returncode == 1, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and setting in result.stderr, result.stderr
+    assert "Address already in use" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"), "server.host (--host)"),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "server.host (--host)"),
+        (OSError(errno.EACCES, "Permission denied"), "set server.port (--port) to 1024"),
+        (
+            OSError(errno.EMFILE, "Too many open files"),
+            "check server.host (--host) and server.port",
+        ),
+    ],
+)
+def test_listen_advice_names_the_setting(error: OSError, expected: str) -> None:
+    text = advice("HTTP", "::1", 80, "port", error)
+    assert text.startswith(f"cannot listen for HTTP on [::1]:80: {error.strerror}; ")
+    assert expected in text
+
+
+def test_td_mode_lists_only_the_td_path(tmp_path: Path) -> None:
+    proc = start_service(tmp_path, "", "--mode", "td")
+    assert proc.stderr is not None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, "service exited early"
+            if "event=listening service=ws" in line:
+                assert " paths=/td/ mode=td" in line, line
+                break
+        else:
+            raise AssertionError("no listening line")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_missing_binding_names_a_package_that_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    from webctp.backend import _ctp
+
+    monkeypatch.setattr(_ctp, "_modules", None)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "openctp_ctp" else real_find_spec(name, *a),
+    )
+    with pytest.raises(_ctp.BindingUnavailable) as info:
+        _ctp.import_binding()
+    message = str(info.value)
+    assert 'pip install "openctp-ctp>=6.7.2,<6.8"' in message and "'.[ctp]'" in message
+    assert "webctp[ctp]" not in message

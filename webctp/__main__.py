@@ -18,9 +18,20 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from . import __version__, _log
+from ._bind_errors import ListenError, find
 from .config import ConfigError, load_config, with_overrides
 
 log = logging.getLogger("webctp")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0-65535 (0: any free port)")
+    return port
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,8 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="services to run (md-edge: /md/ fed through the Redis bus, no CTP)",
     )
     parser.add_argument("--host", help="listen address (overrides [server] host)")
-    parser.add_argument("--port", type=int, help="HTTP port: web demo, /healthz, /metrics")
-    parser.add_argument("--ws-port", type=int, help="WebSocket port: /td/ and /md/")
+    parser.add_argument("--port", type=_port, help="HTTP port: web demo, /healthz, /metrics")
+    parser.add_argument("--ws-port", type=_port, help="WebSocket port: /td/ and /md/")
     parser.add_argument("--version", action="version", version=f"webctp {__version__}")
     return parser.parse_args(argv)
 
@@ -53,13 +64,6 @@ async def _main(cfg: object) -> None:
                 log.info("event=shutdown signal=%s", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,13 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         trio.run(_main, cfg)
-    except (OSError, BaseExceptionGroup) as exc:
-        failure = exc if isinstance(exc, OSError) else exc.subgroup(OSError)
+    except (ListenError, OSError, BaseExceptionGroup) as exc:
+        failure = find(exc, (ListenError, OSError))
         if failure is None:
             raise
-        # the causes, not the group's "Exceptions from Trio nursery (1 sub-exception)"
-        causes = [failure] if isinstance(failure, OSError) else _leaves(failure)
-        log.error("event=startup_failed error=%r", "; ".join(str(e) for e in causes))
+        log.error("event=startup_failed error=%r", str(failure))
         return 1
     log.info("event=stopped")
     return 0

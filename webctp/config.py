@@ -332,10 +332,22 @@ def load_config(path: str | Path | None) -> Config:
 
 
 def with_overrides(cfg: Config, **server: Any) -> Config:
-    """Apply command-line overrides to the [server] table (None means not given)."""
+    """Apply command-line overrides to the [server] table (None means not given).
+
+    An error names the option (``--ws-port``), not the file or the defaults it overrides.
+    """
     changes = {k: v for k, v in server.items() if v is not None}
     if not changes:
         return cfg
-    new = dataclasses.replace(cfg, server=dataclasses.replace(cfg.server, **changes))
+    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in changes.items())
+    for name in ("port", "ws_port"):
+        if name in changes and not 0 <= changes[name] <= 65535:
+            option = f"--{name.replace('_', '-')}"
+            raise ConfigError(f"command line: {option} {changes[name]}: must be 0-65535")
+    new = dataclasses.replace(
+        cfg,
+        server=dataclasses.replace(cfg.server, **changes),
+        source=f"{cfg.source} with command line {options}",
+    )
     _check(new)
     return new

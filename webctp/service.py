@@ -21,6 +21,7 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from . import _affinity, _flow
 from ._bars import history_from_rows
+from ._bind_errors import listen_errors
 from ._connection import handle_request
 from ._context import ServiceContext
 from ._fanout import Hub
@@ -138,12 +139,13 @@ async def run_service(
             ctx.listener = listener
             if edge or (cfg.md.upstream == "shared" and cfg.server.mode in ("md", "all")):
                 ctx.md_hub = await nursery.start(_md_source, ctx)
-            ws_port = await nursery.start(listener.serve, host, server.ws_port)
+            with listen_errors("WebSocket", host, server.ws_port, "ws_port"):
+                ws_port = await nursery.start(listener.serve, host, server.ws_port)
             log.info(
-                "event=listening service=ws host=%s port=%d paths=/td/,/md/ mode=%s "
-                "max_connections=%d",
+                "event=listening service=ws host=%s port=%d paths=%s mode=%s max_connections=%d",
                 host,
                 ws_port,
+                {"td": "/td/", "md": "/md/", "md-edge": "/md/"}.get(server.mode, "/td/,/md/"),
                 server.mode,
                 listener.max_connections,
             )
@@ -158,9 +160,10 @@ async def run_service(
                 hconfig.keyfile = cfg.server.tls_key
             ports = {"ws": ws_port}
             app = create_app(ctx, ports)
-            binds = await nursery.start(
-                partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)
-            )
+            with listen_errors("HTTP", host, cfg.server.port, "port"):
+                binds = await nursery.start(
+                    partial(hypercorn_serve, app, hconfig, shutdown_trigger=trio.sleep_forever)
+                )
             http_port = int(str(binds[0]).rsplit(":", 1)[1])
             ports["http"] = http_port
             log.info(

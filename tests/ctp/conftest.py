@@ -57,8 +57,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def child_env(cache: Path | None, **extra: str) -> dict[str, str]:
-    """The environment of a child process: no LOCPATH (unless given), our locale cache."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCPATH", "XDG_CACHE_HOME")}
+    """The environment of a child process: no LOCPATH (unless given), our locale cache, and
+    no PYTHONUNBUFFERED (it also unbuffers C's stdio, which a user's service does not have)."""
+    dropped = ("LOCPATH", "XDG_CACHE_HOME", "PYTHONUNBUFFERED")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
     env["PYTHONDONTWRITEBYTECODE"] = "1"

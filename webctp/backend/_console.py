@@ -3,7 +3,7 @@
 The library writes to the C-level stdout and stderr (file descriptors 1 and 2), outside Python:
 ``CThostFtdcUserApiImplBase::OnSessionDisconnected[...][ 4097]`` on fd 1 at every disconnect,
 ``Invalid port: Success`` on fd 2, SWIG's "detected a memory leak" notes on fd 1 at exit, and
-its last words before a crash (ctp-domain.md §27, §29). Left alone, these land on our stdout and
+its last words before a crash. Left alone, these land on our stdout and
 between (or inside) our one-line logs on stderr.
 
 ``capture()`` (called by ``python -m webctp`` when ``backend = "ctp"``):
@@ -36,6 +36,7 @@ last 20 of them are relayed when the stream ends, so a crash message is never am
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import os
@@ -193,6 +194,23 @@ def _retarget_handlers(moves: dict[int, TextIO]) -> None:
                 handler.setStream(moves[id(handler.stream)])
 
 
+def _line_buffer_c_stdout() -> None:
+    """C's stdout on a pipe is fully buffered (4 KB): the library's short lines would wait there
+    for minutes, or be lost in a crash. Make it line-buffered, as on a terminal. (Python's -u or
+    PYTHONUNBUFFERED unbuffer it too, which is why this only shows without them.)"""
+    try:
+        libc = ctypes.CDLL(None)
+        setvbuf = libc.setvbuf
+        stdout = ctypes.c_void_p.in_dll(libc, "stdout")
+    except (OSError, ValueError, AttributeError):  # not glibc/musl-like: leave it as it is
+        return
+    setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+    setvbuf(stdout, None, _IOLBF, 0)
+
+
+_IOLBF = 1  # <stdio.h>, glibc and musl
+
+
 def capture() -> bool:
     """Route fd 1 and fd 2 through the relay; False when already done or not possible."""
     global _relay
@@ -235,6 +253,7 @@ def capture() -> bool:
     os.dup2(err_w, 2)
     os.close(out_w)
     os.close(err_w)
+    _line_buffer_c_stdout()
     _relay = relay
     log.info("event=console_captured relay_pid=%d fds=1,2", relay.pid)
     return True

@@ -240,8 +240,8 @@ def import_binding() -> tuple[ModuleType, ModuleType]:
         return _modules
     if importlib.util.find_spec("openctp_ctp") is None:
         raise BindingUnavailable(
-            'backend = "ctp" needs the openctp-ctp package: pip install "webctp[ctp]" '
-            "(or pip install 'openctp-ctp>=6.7.2,<6.8')"
+            'backend = "ctp" needs the openctp-ctp package: pip install "openctp-ctp>=6.7.2,<6.8" '
+            "(or, in a webctp checkout, pip install '.[ctp]')"
         )
     ensure_locale()
     try:
