@@ -156,6 +156,7 @@ def test_paced_prepared_burst_keeps_its_schedule(
     c = md()
     c.login()
     c.subscribe("rb2601")
+    c.rec.wait_count("OnRtnDepthMarketData", 1)  # the snapshot: the subscription is in place
     exchange.wait_idle()
     stamps: list[float] = []
     c.spi.OnRtnDepthMarketData = lambda data: stamps.append(time.perf_counter())
