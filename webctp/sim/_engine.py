@@ -57,6 +57,15 @@ RETRY_WAIT_S = 0.01
 log = logging.getLogger("webctp.sim")
 
 
+class _Raised:
+    """What a ``call`` raised, kept until its batch is flushed."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
 @dataclass(frozen=True)
 class BurstResult:
     """What ``Exchange.burst_ticks`` did."""
@@ -133,6 +142,8 @@ class Engine(Settlement):
         self.delay_s = settings.response_delay_s
         self.front_down = False
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._replies: list[tuple[concurrent.futures.Future[Any], Any]] = []
+        """Results of this batch's ``call`` items, handed over after its flush."""
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = itertools.count()
         self._running = False
@@ -454,6 +465,17 @@ class Engine(Settlement):
             _, _, fn = heapq.heappop(self._timers)
             self._guard(fn)
         self._flush()
+        # answers to ``call`` only now: what the batch posted is with the callback thread, so
+        # a caller's ``drained()`` waits for it (answered earlier, it could overtake them)
+        replies, self._replies = self._replies, []
+        for fut, outcome in replies:
+            try:
+                if isinstance(outcome, _Raised):
+                    fut.set_exception(outcome.exc)
+                else:
+                    fut.set_result(outcome)
+            except Exception:  # a malformed item must not cost the other callers
+                log.exception("event=sim_engine_error item=call")
         return stop
 
     def _guard(self, fn: Callable[[], None]) -> None:
@@ -467,9 +489,9 @@ class Engine(Settlement):
         if kind == "call":
             _, fn, args, fut = item
             try:
-                fut.set_result(fn(*args))
+                self._replies.append((fut, fn(*args)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                fut.set_exception(exc)
+                self._replies.append((fut, _Raised(exc)))
         elif kind == "run":  # a continuation from another thread of the exchange
             _, fn, arg = item
             self._guard(lambda: fn(arg))
