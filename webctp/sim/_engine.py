@@ -84,7 +84,6 @@ class Engine(Settlement):
         self.user_working = {}
         self.orders_by_key = {}
         self.orders_by_sysid = {}
-        self.resting = {}
         self.trades = []
         self.flows = {}
         self.flow_marks = {}
@@ -123,6 +122,7 @@ class Engine(Settlement):
         self.settlement_id = 1
         self._saved_meta: tuple[Any, ...] | None = None  # what _flush last wrote to "meta"
         self.market_clock = 0
+        self.unbooked = set()
         self.instruments = {}
         self.markets = {}
         self.md_subs: dict[str, dict[Conn, None]] = {}
@@ -203,8 +203,9 @@ class Engine(Settlement):
         self.orders_by_key[(int(f["FrontID"]), int(f["SessionID"]), str(f["OrderRef"]))] = order
         if str(f["OrderSysID"]).strip():
             self.orders_by_sysid[(str(f["ExchangeID"]), str(f["OrderSysID"]).strip())] = order
-        if not order.is_final and order.limit is not None and f["OrderSysID"]:
-            self.resting.setdefault(order.instrument_id, []).append(order)
+        st = self.markets.get(order.instrument_id)
+        if not order.is_final and order.limit is not None and f["OrderSysID"] and st:
+            st.book.restore(order)  # at its stored place in the queue
 
     def _rebuild_flows(self) -> None:
         """After a restart the private flow is rebuilt from what was stored: each order's
@@ -243,6 +244,7 @@ class Engine(Settlement):
                 pre_close = float(doc["pre_close"])
                 pre_oi = float(doc["pre_oi"])
                 last = float(doc.get("last", pre_close))
+                vwap = [float(x) for x in doc.get("vwap", [0.0] * 4)]
             elif iid in carry:
                 pre_settle, pre_close, pre_oi = carry[iid]
                 last = pre_close
@@ -258,6 +260,8 @@ class Engine(Settlement):
             st.rebuild_book(self.rng, vol)
             st.stamp(self.clock())
             st.clock_at = self.market_clock
+            if doc is not None and doc.get("day") == day:
+                st.vwap = vwap
             markets[iid] = st
         self.markets = markets
         self._md_targets.clear()
@@ -278,6 +282,7 @@ class Engine(Settlement):
                     "pre_close": st.pre_close,
                     "pre_oi": st.pre_open_interest,
                     "last": st.last,
+                    "vwap": st.vwap,
                 },
             )
 
@@ -453,6 +458,8 @@ class Engine(Settlement):
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
             self._guard(fn)
+        while self.unbooked:
+            self._guard(lambda: self.book_market_fills(self.unbooked.pop()))
         self._flush()
         return stop
 
@@ -867,7 +874,7 @@ class Engine(Settlement):
         self.market_clock += 1
         td = self.trading_day
         if instrument_ids is None:
-            watched = set(self.resting)
+            watched = set(self.resting_instruments())
             watched.update(iid for iid, subs in self.md_subs.items() if subs)
             ids = sorted(watched)
         else:
@@ -877,7 +884,7 @@ class Engine(Settlement):
             if iid not in self.markets:
                 continue
             st = self.touch(iid)
-            self.match_resting(iid)
+            self.book_market_fills(iid)
             targets = self.md_targets(iid)
             st.stamp(now, hms)
             if targets:
@@ -885,7 +892,9 @@ class Engine(Settlement):
 
     def set_market(self, iid: str, price: float, bid: float | None, ask: float | None) -> None:
         st = self.touch(iid)
+        self.book_market_fills(iid)
         st.set_last(price)
+        self.book_market_fills(iid)
         tick = st.instrument.tick
         st.rebuild_book(
             self.rng,
@@ -893,7 +902,6 @@ class Engine(Settlement):
             bid if bid is not None else st.last - tick,
             ask if ask is not None else st.last + tick,
         )
-        self.match_resting(iid)
         targets = self.md_targets(iid)
         now = self.clock()
         st.stamp(now)

@@ -160,8 +160,8 @@ class Exchange:
                 "pre_settlement": st.pre_settlement,
                 "upper": st.upper,
                 "lower": st.lower,
-                "bids": [(lv.price, lv.volume) for lv in st.bids],
-                "asks": [(lv.price, lv.volume) for lv in st.asks],
+                "bids": st.depth(True),
+                "asks": st.depth(False),
             }
 
         result: dict[str, Any] = self._engine.call(snap)

@@ -107,6 +107,11 @@ class SimSettings:
     """Queries per session per second; more → OnRspError ErrorID 90."""
     orders_per_second: int = 6
     """Orders + cancels per session per second; more → ErrorID 116."""
+    self_trade: str = "allow"
+    """An order meeting the same investor's resting order: "allow" trades it, as the
+    exchanges' matching does (they only monitor self-trades); "reject" refuses the incoming
+    order at the counter (OnRspOrderInsert + OnErrRtnOrderInsert), as a broker's self-trade
+    check does."""
     enforce_sessions: bool = False
     """Reject orders outside the product's trading sessions (and freeze its prices)."""
     holidays: tuple[str, ...] = ()
@@ -141,6 +146,8 @@ class SimSettings:
         n = self.password_scrypt_n
         if not 2 <= n <= 1 << 15 or n & (n - 1):
             raise ValueError("password_scrypt_n must be a power of two from 2 to 32768")
+        if self.self_trade not in ("allow", "reject"):
+            raise ValueError("self_trade must be 'allow' or 'reject'")
         if self.db_synchronous not in ("full", "normal"):
             raise ValueError("db_synchronous must be 'full' or 'normal'")
         if not 0 <= self.db_busy_timeout_s <= 60:

@@ -13,6 +13,7 @@ from ._calendar import parse_ymd, ymd
 from ._ledger import HISTORY, TODAY, Account, RowStats, money
 from ._market import DBL_MAX
 from ._queries import Queries
+from ._rules import SETTLEMENT_LAST_HOUR
 from ._trading import Trading
 
 
@@ -27,11 +28,12 @@ class Settlement(Queries, Trading):
         old_day = self.trading_day
         if new_day is None:
             new_day = ymd(self.cal.next_business_day(parse_ymd(old_day)))
-        # 1. settlement prices (the day's last price, on the tick grid)
+        # 1. settlement prices (volume-weighted, by exchange: _rules.SETTLEMENT_LAST_HOUR)
         carry: dict[str, tuple[float, float, float]] = {}
         for iid in self.markets:
             st = self.touch(iid)
-            st.settlement = st.instrument.round(st.last)
+            self.book_market_fills(iid)
+            st.settlement = st.settlement_price(st.instrument.exchange_id in SETTLEMENT_LAST_HOUR)
             st.close = st.last
             carry[iid] = (st.settlement, st.close, st.open_interest)
         # 2. working orders lapse with the day (they are not carried into the new day)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from ._calendar import Clock, TradingCalendar, in_session, ymd
+from ._calendar import DAY_SESSIONS, Clock, TradingCalendar, in_session, ymd
 from ._dispatcher import Job
 from ._errors import rsp_info
 from ._instruments import ExchangeInfo, Instrument, Product
@@ -49,7 +49,6 @@ class EngineState:
     """Each user's orders that were not final when last looked at (see working_orders)."""
     orders_by_key: dict[tuple[int, int, str], OrderRec]
     orders_by_sysid: dict[tuple[str, str], OrderRec]
-    resting: dict[str, list[OrderRec]]
     trades: list[tuple[str, dict[str, Any]]]
     flows: dict[str, list[FlowEntry]]
     sessions: dict[str, set[Conn]]
@@ -61,6 +60,8 @@ class EngineState:
     settlement_id: int
     flow_marks: dict[tuple[str, str], int]
     market_clock: int
+    unbooked: set[str]
+    """Instruments whose market trades filled resting orders not booked yet."""
     """Market-clock steps so far; each MarketState catches up to it when looked at."""
     """(flow path, investor) → last private-flow sequence delivered (THOST_TERT_RESUME)."""
 
@@ -96,11 +97,22 @@ class EngineState:
             st.clock_at = self.market_clock
             p = st.instrument.product
             s = self.settings
+            st.last_hour = self.in_last_hour(p.sessions)
             if not s.enforce_sessions or in_session(self.now(), p.sessions, p.night, self.cal):
                 for _ in range(min(behind, self.CATCH_UP_STEPS)):
                     st.step(self.rng, p.volatility, s.max_step_ticks)
+                if st.pending:  # booked before this batch's commit (Engine._run_once)
+                    self.unbooked.add(instrument_id)
         st.ensure_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
         return st
+
+    def in_last_hour(self, sessions: str) -> bool:
+        """Whether the clock is in the last hour of the day session (settlement averages)."""
+        close = DAY_SESSIONS[sessions][-1][1]
+        hh, mm = (int(x) for x in close.split(":")[:2])
+        now = self.clock()
+        minutes = now.hour * 60 + now.minute
+        return hh * 60 + mm - 60 <= minutes < hh * 60 + mm
 
     def working_orders(self, user_id: str) -> list[OrderRec]:
         """The user's orders that are not final. An order only ever becomes final, so the set
