@@ -910,6 +910,23 @@ class Engine(Settlement):
                 Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
             )
 
+    def market_trade(self, iid: str, price: float, volume: int) -> float:
+        """The market's participants trade ``volume`` lots at ``price`` (test hook); returns
+        the price the market reached (it stops at a resting order it cannot go through)."""
+        st = self.touch(iid)
+        self.book_market_fills(iid)
+        reached = st.market_trade(price, volume)
+        self.book_market_fills(iid)
+        st.rebuild_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
+        targets = self.md_targets(iid)
+        now = self.clock()
+        st.stamp(now)
+        if targets:
+            self.outbox.append(
+                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
+            )
+        return reached
+
     def burst(
         self,
         n: int,

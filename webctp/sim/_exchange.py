@@ -182,6 +182,14 @@ class Exchange:
         through fill, and subscribers get a tick."""
         self._engine.call(self._engine.set_market, instrument_id, price, bid, ask)
 
+    def market_trade(self, instrument_id: str, price: float, volume: int) -> float:
+        """The market's own participants trade ``volume`` lots at ``price``: resting orders
+        the price went through fill first, then, at ``price`` itself, the queue ahead of an
+        order is consumed before it fills; fills never exceed ``volume``. The market stops at
+        a resting order it cannot go through; returns the price it reached."""
+        result: float = self._engine.call(self._engine.market_trade, instrument_id, price, volume)
+        return result
+
     def step_market(self, instrument_ids: list[str] | None = None) -> None:
         """Run one market-clock step now (useful with ``tick_interval_s=0``)."""
         self._engine.call(self._engine.step_market, instrument_ids)

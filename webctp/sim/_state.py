@@ -19,6 +19,7 @@ from ._instruments import ExchangeInfo, Instrument, Product
 from ._ledger import Account
 from ._market import MarketState
 from ._orders import OrderRec
+from ._rules import SETTLEMENT_LAST_HOUR
 from ._session import Conn
 from ._settings import SimSettings
 from ._store import Store
@@ -92,12 +93,13 @@ class EngineState:
         up here, when an order, a query or a position valuation looks at them.
         """
         st = self.markets[instrument_id]
+        if st.instrument.exchange_id in SETTLEMENT_LAST_HOUR:
+            st.last_hour = self.in_last_hour(st.instrument.product.sessions)
         behind = self.market_clock - st.clock_at
         if behind > 0:
             st.clock_at = self.market_clock
             p = st.instrument.product
             s = self.settings
-            st.last_hour = self.in_last_hour(p.sessions)
             if not s.enforce_sessions or in_session(self.now(), p.sessions, p.night, self.cal):
                 for _ in range(min(behind, self.CATCH_UP_STEPS)):
                     st.step(self.rng, p.volatility, s.max_step_ticks)

@@ -461,7 +461,6 @@ class Trading(Accounting):
             assert order.limit is not None
             vol = (self.settings.book_volume_min, self.settings.book_volume_max)
             st.book.add(order, st.queue_ahead(order.buy, order.limit, vol))
-            st.book_stale = True  # the crowd's quotes make room for it
 
     def _fill_maker(self, fill: Fill, inst: Instrument) -> None:
         """The resting side of a trade between two orders of the book."""
@@ -656,7 +655,6 @@ class Trading(Accounting):
         st = self.markets.get(order.instrument_id)
         if st is not None and order in st.book:
             st.book.remove(order)
-            st.book_stale = True
         self.mark_dirty(order.user_id)
         self.dirty_orders[order.seq] = order
 
