@@ -30,9 +30,10 @@ from ._calendar import Clock, TradingCalendar, parse_ymd, ymd
 from ._dispatcher import Dispatcher, Job, yield_gil
 from ._instruments import exchange_infos, listed_instruments, load_products
 from ._ledger import Account, row_key_text
-from ._market import MarketState
+from ._market import Level, MarketState
 from ._orders import OrderRec
 from ._passwords import KdfWorker, LoginCache, hash_password, verify
+from ._replay import ReplayRow, load, sample_path
 from ._session import Conn
 from ._settings import USER_ID_RE, SimSettings
 from ._settlement import Settlement
@@ -147,6 +148,14 @@ class Engine(Settlement):
             "ReqOrderAction": self.req_order_action,
         }
         self._queries = self.query_handlers()
+        self.replay_rows: list[ReplayRow] = []
+        if settings.replay_path:
+            path = sample_path() if settings.replay_path == "sample" else settings.replay_path
+            self.replay_rows = load(path, settings.replay_rename)
+        self.replay_ids = {row.instrument_id for row in self.replay_rows}
+        self.replay_pos = 0
+        self._replay_volume: dict[str, int] = {}
+        self._replay_unknown: set[str] = set()
         self._restore()
 
     # ================================================================ state: load, days
@@ -260,6 +269,7 @@ class Engine(Settlement):
             st.rebuild_book(self.rng, vol)
             st.stamp(self.clock())
             st.clock_at = self.market_clock
+            st.replayed = iid in self.replay_ids
             if doc is not None and doc.get("day") == day:
                 st.vwap = vwap
             markets[iid] = st
@@ -390,6 +400,8 @@ class Engine(Settlement):
         self._thread.start()
         if self.settings.tick_interval_s > 0:
             self.schedule(self.settings.tick_interval_s, self._clock_tick)
+        if self.replay_rows and self.settings.replay_speed > 0:
+            self.schedule(0.0, self._replay_next)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -881,8 +893,8 @@ class Engine(Settlement):
             ids = instrument_ids
         hms = now.strftime("%H:%M:%S")
         for iid in ids:
-            if iid not in self.markets:
-                continue
+            if iid not in self.markets or self.markets[iid].replayed:
+                continue  # replayed markets tick with their rows
             st = self.touch(iid)
             self.book_market_fills(iid)
             targets = self.md_targets(iid)
@@ -909,6 +921,60 @@ class Engine(Settlement):
             self.outbox.append(
                 Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
             )
+
+    # ================================================================ replay
+
+    def _replay_next(self) -> None:
+        """Timer: apply the next row and schedule the one after it at the recorded pace."""
+        if not self.replay_step(1):
+            return
+        if self.replay_pos < len(self.replay_rows):
+            gap = self.replay_rows[self.replay_pos].at - self.replay_rows[self.replay_pos - 1].at
+            self.schedule(max(0.0, gap) / self.settings.replay_speed, self._replay_next)
+        else:
+            log.info("event=sim_replay_done rows=%d", len(self.replay_rows))
+
+    def replay_step(self, n: int) -> int:
+        """Apply the next ``n`` rows of the tick file; returns how many there were."""
+        done = 0
+        while done < n and self.replay_pos < len(self.replay_rows):
+            row = self.replay_rows[self.replay_pos]
+            self.replay_pos += 1
+            done += 1
+            self._replay_row(row)
+        return done
+
+    def _replay_row(self, row: ReplayRow) -> None:
+        iid = row.instrument_id
+        st = self.markets.get(iid)
+        if st is None:
+            if iid not in self._replay_unknown:
+                self._replay_unknown.add(iid)
+                log.warning("event=sim_replay_unknown_instrument instrument=%s", iid)
+            return
+        self.book_market_fills(iid)
+        inst = st.instrument
+        previous = self._replay_volume.get(iid)
+        if previous is None:  # the first row sets the day's reference prices
+            if row.pre_settlement is not None:
+                st.pre_settlement = row.pre_settlement
+                st.upper, st.lower = inst.limits(row.pre_settlement)
+            st.upper = row.upper if row.upper is not None else st.upper
+            st.lower = row.lower if row.lower is not None else st.lower
+            previous = row.volume
+        self._replay_volume[iid] = row.volume
+        lo, hi = st.lower - 1e-9, st.upper + 1e-9
+        bids = [Level(p, v) for p, v in row.bids if lo <= p <= hi]
+        asks = [Level(p, v) for p, v in row.asks if lo <= p <= hi]
+        st.replay(row.last, max(0, row.volume - previous), bids, asks)
+        if row.open_interest is not None:
+            st.open_interest = row.open_interest
+        self.book_market_fills(iid)
+        st.update_time, st.update_ms = row.update_time, row.update_ms
+        targets = self.md_targets(iid)
+        if targets:
+            tick = st.tick(self.trading_day, self.clock())
+            self.outbox.append(Job(targets, "OnRtnDepthMarketData", (tick,)))
 
     def market_trade(self, iid: str, price: float, volume: int) -> float:
         """The market's participants trade ``volume`` lots at ``price`` (test hook); returns

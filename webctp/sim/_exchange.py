@@ -190,6 +190,12 @@ class Exchange:
         result: float = self._engine.call(self._engine.market_trade, instrument_id, price, volume)
         return result
 
+    def replay_step(self, n: int = 1) -> int:
+        """Apply the next ``n`` rows of the replayed tick file now (with ``replay_speed = 0``
+        this is the only way rows advance); returns how many rows there were."""
+        result: int = self._engine.call(self._engine.replay_step, n)
+        return result
+
     def step_market(self, instrument_ids: list[str] | None = None) -> None:
         """Run one market-clock step now (useful with ``tick_interval_s=0``)."""
         self._engine.call(self._engine.step_market, instrument_ids)

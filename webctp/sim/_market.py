@@ -20,6 +20,7 @@ from datetime import datetime
 from ._book import EPS, Fill, OrderBook
 from ._calendar import ymd
 from ._instruments import Instrument
+from ._rules import SETTLEMENT_LAST_HOUR
 from ._structs import CThostFtdcDepthMarketDataField
 
 DBL_MAX = 1.7976931348623157e308
@@ -104,6 +105,10 @@ class MarketState:
     settlement price; see ``settlement_price``)."""
     last_hour: bool = False
     """Trades now count in the last-hour average (the engine sets it from the clock)."""
+    replayed: bool = False
+    """Driven by a tick file (``_replay``): no random walk, the crowd's book is the file's."""
+    last_hour_rule: bool = False
+    """The exchange settles on the last hour's average (``_rules.SETTLEMENT_LAST_HOUR``)."""
 
     # ---------------------------------------------------------------- construction
 
@@ -127,6 +132,7 @@ class MarketState:
             upper=upper,
             lower=lower,
             open_interest=pre_open_interest,
+            last_hour_rule=instrument.exchange_id in SETTLEMENT_LAST_HOUR,
         )
         state.last = min(max(instrument.round(pre_close), lower), upper)
         state.rebuild_book(rng, vol_range)
@@ -157,7 +163,7 @@ class MarketState:
             self.last = new
         traded = int(rng.random() * 21) * (2 if inst.rank == 1 else 1)
         oi = int(rng.random() * (2 * traded + 1)) - traded if traded else 0
-        if self.book:
+        if self.book.by_seq:
             self.market_trade(self.last, traded, oi)
         elif traded:
             self._record_trade(self.last, traded, open_interest_delta=oi)
@@ -203,12 +209,25 @@ class MarketState:
                     through += sum(o.book_left for o in level)
         self.market_trade(price, through)
 
-    def settlement_price(self, last_hour_rule: bool) -> float:
-        """The day's volume-weighted average price (of the last hour's trades when
-        ``last_hour_rule`` and there were any), rounded to the tick; the last price when
+    def replay(self, last: float, volume: int, bids: list[Level], asks: list[Level]) -> None:
+        """One recorded tick: the crowd quotes the recorded book and ``volume`` lots trade at
+        ``last`` (through the users' orders, as ``market_trade``). Recorded levels that would
+        cross a user's resting order are not shown (the crowd does not cross them)."""
+        self.bids, self.asks = bids, asks
+        self.book_stale = False
+        self.market_trade(last, volume)
+        user_bid, user_ask = self.book.best(True), self.book.best(False)
+        if user_bid is not None:
+            self.asks = [lv for lv in self.asks if lv.price > user_bid + EPS]
+        if user_ask is not None:
+            self.bids = [lv for lv in self.bids if lv.price < user_ask - EPS]
+
+    def settlement_price(self) -> float:
+        """The day's volume-weighted average price (of the last hour's trades where the
+        exchange says so and there were any), rounded to the tick; the last price when
         nothing traded. Halves round up, as the exchanges round (四舍五入)."""
         tu, lots, hour_tu, hour_lots = self.vwap
-        if last_hour_rule and hour_lots:
+        if self.last_hour_rule and hour_lots:
             tu, lots = hour_tu, hour_lots
         if not lots:
             return self.instrument.round(self.last)
@@ -370,7 +389,7 @@ class MarketState:
         else:
             avg = 0.0
         book: list[float] = []
-        if self.book:
+        if self.book.by_seq:
             bids = self.depth(True)
             asks = self.depth(False)
             for i in range(LEVELS):

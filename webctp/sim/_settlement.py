@@ -13,7 +13,6 @@ from ._calendar import parse_ymd, ymd
 from ._ledger import HISTORY, TODAY, Account, RowStats, money
 from ._market import DBL_MAX
 from ._queries import Queries
-from ._rules import SETTLEMENT_LAST_HOUR
 from ._trading import Trading
 
 
@@ -33,7 +32,7 @@ class Settlement(Queries, Trading):
         for iid in self.markets:
             st = self.touch(iid)
             self.book_market_fills(iid)
-            st.settlement = st.settlement_price(st.instrument.exchange_id in SETTLEMENT_LAST_HOUR)
+            st.settlement = st.settlement_price()
             st.close = st.last
             carry[iid] = (st.settlement, st.close, st.open_interest)
         # 2. working orders lapse with the day (they are not carried into the new day)

@@ -19,7 +19,6 @@ from ._instruments import ExchangeInfo, Instrument, Product
 from ._ledger import Account
 from ._market import MarketState
 from ._orders import OrderRec
-from ._rules import SETTLEMENT_LAST_HOUR
 from ._session import Conn
 from ._settings import SimSettings
 from ._store import Store
@@ -93,10 +92,10 @@ class EngineState:
         up here, when an order, a query or a position valuation looks at them.
         """
         st = self.markets[instrument_id]
-        if st.instrument.exchange_id in SETTLEMENT_LAST_HOUR:
+        if st.last_hour_rule:
             st.last_hour = self.in_last_hour(st.instrument.product.sessions)
         behind = self.market_clock - st.clock_at
-        if behind > 0:
+        if behind > 0 and not st.replayed:
             st.clock_at = self.market_clock
             p = st.instrument.product
             s = self.settings
