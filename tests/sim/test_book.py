@@ -219,3 +219,30 @@ def test_settlement_price_is_volume_weighted(tmp_path: Path) -> None:
         ids: dict[str, Any] = {RB: 3103.0, IF: 4021.0}
         for iid, price in ids.items():
             assert ex.market(iid)["pre_settlement"] == price, iid
+
+
+def test_docs_order_type_table_is_the_code_table() -> None:
+    from webctp.sim._rules import table_rows
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text("utf-8")
+    for exchange_id, accepted in table_rows():
+        assert f"| {exchange_id} | {accepted} |" in doc
+
+
+def test_docs_book_and_replay_examples_run() -> None:
+    """The python examples of docs/simulator.md's book and replay sections, as printed."""
+    import contextlib
+    import io
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text("utf-8")
+    section = doc[doc.index("## The order book") : doc.index("## Differences from a real front")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    outputs = []
+    for code in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "simulator.md", "exec"), {})
+        outputs.append(out.getvalue().split())
+    assert outputs == [["3099.0"], ["8", "3098.0"]]

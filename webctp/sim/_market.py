@@ -141,7 +141,7 @@ class MarketState:
     # ---------------------------------------------------------------- price moves
 
     def _clamp(self, price: float) -> float:
-        return min(max(self.instrument.round(price), self.lower), self.upper)
+        return min(max(self.instrument.round(float(price)), self.lower), self.upper)
 
     def step(self, rng: random.Random, volatility: float, max_ticks: int) -> bool:
         """One market step: maybe move the price, trade some volume, refresh the book.

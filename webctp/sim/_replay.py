@@ -24,8 +24,9 @@ LEVELS = 5
 _UNSET = 1e300
 
 
-class ReplayFileError(ValueError):
-    """The tick file cannot be replayed (the message names the file, line and column)."""
+class ReplayFileError(OSError):
+    """The tick file cannot be replayed (the message names the file and line). An OSError,
+    like a missing file, so the service reports it as ``event=startup_failed``."""
 
 
 @dataclass(frozen=True, slots=True)
