@@ -12,16 +12,14 @@ import threading
 import time
 import traceback
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _registry
 from ._calendar import Clock, beijing_now
 from ._dispatcher import Dispatcher
 from ._engine import BurstResult, Engine
+from ._ports import FrontClient
 from ._settings import SimSettings
-
-if TYPE_CHECKING:
-    from ._api import ApiCore
 
 
 class Exchange:
@@ -38,7 +36,7 @@ class Exchange:
         self._engine = Engine(self.settings, self._clock, self._dispatcher)
         self._state = "new"
         self._lock = threading.Lock()
-        self._apis: set[ApiCore] = set()
+        self._apis: set[FrontClient] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -113,7 +111,12 @@ class Exchange:
         """The address to pass to ``CThostFtdcMdApi.RegisterFront``."""
         return f"{_registry.SCHEME}{self.settings.name}"
 
-    def attach(self, api: ApiCore) -> None:
+    @property
+    def name(self) -> str:
+        """The registry name (``sim://<name>``)."""
+        return self.settings.name
+
+    def attach(self, api: FrontClient) -> None:
         """Internal: connect an API object (called by ``Init`` or when the exchange starts)."""
         with self._lock:
             if self._state != "running":
@@ -124,7 +127,7 @@ class Exchange:
         api._sim_engine = self._engine
         self._engine.post("call", self._engine.connect, (api,), _NullFuture())
 
-    def detach(self, api: ApiCore) -> None:
+    def detach(self, api: FrontClient) -> None:
         """Internal: ``Release`` — end the session silently and forget the API."""
         with self._lock:
             self._apis.discard(api)
@@ -282,4 +285,5 @@ class _NullFuture:
 
 def get_exchange(name: str = "default") -> Exchange | None:
     """The running exchange registered under ``name``, if any."""
-    return _registry.get(name)
+    found = _registry.get(name)
+    return found if isinstance(found, Exchange) else None
