@@ -246,3 +246,37 @@ def test_docs_book_and_replay_examples_run() -> None:
             exec(compile(code, "simulator.md", "exec"), {})
         outputs.append(out.getvalue().split())
     assert outputs == [["3099.0"], ["8", "3098.0"]]
+
+
+def test_book_and_queue_survive_a_restart(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    with running(s) as ex:
+        alice = TdClient(ex, tmp_path / "a1").ready()
+        ex.set_market(RB, 3100)
+        first = alice.order(RB, "0", 2, 3099)  # behind the crowd's 5 lots at 3099
+        second = alice.order(RB, "0", 3, 3099)  # behind those and the first order
+        alice.wait_order(second, lambda o: o.OrderStatus == "3")
+        ex.market_trade(RB, 3099, 4)  # 4 of the 5 lots ahead of both orders trade
+        alice.release()
+    with running(s) as ex:
+        alice = TdClient(ex, tmp_path / "a2").ready()
+        bob = TdClient(ex, tmp_path / "b2", user="bob").ready()
+        try:
+            # bob sells 6 at 3099. The queue there, as stored: 1 crowd lot, alice's first
+            # order (2), her second (3): 1 + 2 + 3 = 6
+            ex.set_market(RB, 3100, bid=3099, ask=3101)
+            bob.wait_final(bob.order(RB, "1", 6, 3099))
+            bob.rec.wait_count("OnRtnTrade", 3)
+            assert [(a[0].Price, a[0].Volume) for a in bob.rec.of("OnRtnTrade")] == [
+                (3099.0, 1),
+                (3099.0, 2),
+                (3099.0, 3),
+            ]
+            trades = alice.rec.wait_count("OnRtnTrade", 2)
+            assert [(a[0].Price, a[0].Volume, a[0].OrderRef) for a in trades] == [
+                (3099.0, 2, first),
+                (3099.0, 3, second),
+            ]
+        finally:
+            alice.release()
+            bob.release()

@@ -32,12 +32,19 @@ class Fill:
 class OrderBook:
     """Resting orders of one instrument by side and price; time priority inside a price."""
 
-    __slots__ = ("asks", "bids", "by_seq")
+    __slots__ = ("asks", "bids", "by_seq", "moved")
 
     def __init__(self) -> None:
         self.bids: dict[float, list[OrderRec]] = {}
         self.asks: dict[float, list[OrderRec]] = {}
         self.by_seq: dict[int, OrderRec] = {}
+        self.moved: set[OrderRec] = set()
+        """Orders whose queue position changed since the engine last stored them."""
+
+    def _advance(self, order: OrderRec, ahead: int) -> None:
+        if order.queue_ahead != ahead:
+            order.queue_ahead = ahead
+            self.moved.add(order)
 
     def __bool__(self) -> bool:
         return bool(self.by_seq)
@@ -128,7 +135,7 @@ class OrderBook:
                 _crowd_fill(fills, price, n)
                 taken += n
         for order in self.side(bids).get(price, ()):
-            order.queue_ahead = max(0, order.queue_ahead - taken)
+            self._advance(order, max(0, order.queue_ahead - taken))
         return fills, taken
 
     def available(self, bids: bool, price: float, crowd: int) -> int:
@@ -172,7 +179,7 @@ class OrderBook:
                     if order.book_left == 0:
                         self.remove(order)
                 for order in side.get(p, ()):
-                    order.queue_ahead = 0 if through else max(0, order.queue_ahead - taken)
+                    self._advance(order, 0 if through else max(0, order.queue_ahead - taken))
                 if through and p in side:  # volume ran out here: the market stops at p
                     reached = p
                     break

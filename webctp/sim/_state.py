@@ -102,7 +102,7 @@ class EngineState:
             if not s.enforce_sessions or in_session(self.now(), p.sessions, p.night, self.cal):
                 for _ in range(min(behind, self.CATCH_UP_STEPS)):
                     st.step(self.rng, p.volatility, s.max_step_ticks)
-                if st.pending:  # booked before this batch's commit (Engine._run_once)
+                if st.pending or st.book.moved:  # booked before this batch's commit
                     self.unbooked.add(instrument_id)
         st.ensure_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
         return st

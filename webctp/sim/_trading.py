@@ -28,6 +28,7 @@ from ._book import Fill
 from ._calendar import in_session
 from ._instruments import Instrument
 from ._ledger import HISTORY, LONG, SHORT, TODAY, Account, Detail, fee_for, margin_for, money
+from ._market import MarketState
 from ._orders import OrderRec
 from ._rules import BEST, CTP_REFUSES_MARKET, FIVE, LIMIT, UNSUPPORTED, UNSUPPORTED_CODE, supported
 from ._session import Conn
@@ -418,6 +419,7 @@ class Trading(Accounting):
             if take
             else []
         )
+        self._store_queue_moves(st)
         if gfd_convert and fills and take < volume:
             # best-to-limit / five-level-to-limit: the remainder rests at the last fill price
             order.limit = fills[-1].price
@@ -664,13 +666,24 @@ class Trading(Accounting):
         """Book the fills the market's own trades gave resting orders (``MarketState.pending``)."""
         self.unbooked.discard(instrument_id)
         st = self.markets.get(instrument_id)
-        if st is None or not st.pending:
+        if st is None:
+            return
+        self._store_queue_moves(st)
+        if not st.pending:
             return
         fills, st.pending = st.pending, []
         inst = self.instruments[instrument_id]
         for fl in fills:
             if fl.maker is not None:
                 self._fill_resting(fl.maker, inst, fl.price, fl.lots)
+
+    def _store_queue_moves(self, st: MarketState) -> None:
+        """Orders whose place in the queue moved are written with the batch (a restart puts
+        them back where they were)."""
+        if st.book.moved:
+            for order in st.book.moved:
+                self.dirty_orders[order.seq] = order
+            st.book.moved.clear()
 
     def resting_instruments(self) -> list[str]:
         """Instruments with resting orders in their book."""
