@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from webctp.sim import Exchange
-from webctp.sim._replay import ReplayFileError, load, sample_path
+from webctp.sim import Exchange, ReplayFileError
+from webctp.sim._replay import load, sample_path
 
 from .sim_helpers import FakeClock, MdClient, TdClient, running, settings
 
