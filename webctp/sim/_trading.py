@@ -2,18 +2,23 @@
 
 CTP-side rejections (ctp-domain.md §5.1) answer OnRspOrderInsert to the sender and
 OnErrRtnOrderInsert on the private flow. An accepted order goes to the "exchange", which may
-reject it (price limits, closed session: status '5' + OrderSubmitStatus '4' and the reason in
-StatusMsg only, market-facts §5), match it against the synthetic book, and/or rest it.
+reject it (order types it does not support, ``_rules``; price limits; closed session: status
+'5' + OrderSubmitStatus '4' and the reason in StatusMsg only, market-facts §5), match it
+against the instrument's book (``_book``: the crowd's levels and every account's resting
+orders, price-time priority), and/or rest it there.
 
 Callback sequences (ctp-domain.md §5.2):
 
-- rests:             Rtn(a) → Rtn(3) … later Rtn(0) → RtnTrade
+- rests:             Rtn(a) → Rtn(3); when it trades later: Rtn(3) again → Rtn(0|1) → RtnTrade
 - fills at once:     Rtn(a) → Rtn(a, with OrderSysID) → Rtn(0) → RtnTrade; on DCE the exchange
                      always acknowledges first: Rtn(a) → Rtn(3) → Rtn(0, synthesised) → RtnTrade
+                     (CZCE too for FAK/FOK)
 - partial fills:     Rtn(1) → RtnTrade per fill
 - FAK/FOK remainder: Rtn(5 "已撤单报单已提交"); on SHFE/INE/CFFEX a partly filled FAK sends the
                      cancelled return (VolumeTraded already set) **before** its trades
 - cancel:            Rtn(same status, OrderSubmitStatus '1') → Rtn(5 "已撤单")
+- between accounts:  the incoming order as above; the resting one as "rests" (its investor's
+                     sessions get them)
 """
 
 from __future__ import annotations
