@@ -1021,6 +1021,8 @@ class Engine(Settlement):
         for i in range(n):
             st = self.touch(ids[i % len(ids)])
             st.step(self.rng, st.instrument.product.volatility, s.max_step_ticks)
+            if st.pending or st.book.moved:  # resting orders traded: booked with the batch
+                self.unbooked.add(st.instrument.instrument_id)
             st.ensure_book(self.rng, vol)
             targets = self.md_targets(st.instrument.instrument_id)
             if not targets:
