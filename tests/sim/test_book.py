@@ -143,6 +143,10 @@ def test_order_types_each_exchange_refuses(exchange: Exchange, td: Callable[...,
     assert c.rec.of("OnRtnTrade") == []
     acc = c.account()
     assert acc.FrozenMargin == 0 and acc.FrozenCommission == 0
+    for bad in (float("inf"), float("nan")):  # a clumsy client: answered, not lost
+        c.order(RB, "0", 1, bad)
+        (rsp,) = c.rec.wait_rsp("OnRspOrderInsert", c._rid)
+        assert rsp[1].ErrorID == 15
     # CFFEX best price (IOC): the best ask, 4000.2, 5 lots there
     ref = c.order(IF, "0", 2, 0.0, price_type="3", tc="1")
     assert c.wait_final(ref)[-1].OrderStatus == "0"

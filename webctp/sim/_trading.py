@@ -267,7 +267,7 @@ class Trading(Accounting):
             return E.BAD_FIELD
         opt = req.OrderPriceType
         if opt == "2":
-            if not req.LimitPrice > 0:
+            if not 0 < req.LimitPrice < float("inf"):  # NaN and inf too
                 return E.BAD_FIELD
             if not inst.on_tick(req.LimitPrice) and ex.exchange_id != "CZCE":
                 return E.BAD_FIELD
