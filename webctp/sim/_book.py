@@ -157,8 +157,9 @@ class OrderBook:
         reached = price
         for bids in (True, False):
             side = self.side(bids)
-            if not side:
-                continue
+            best = self.best(bids)
+            if best is None or (best < price - EPS if bids else best > price + EPS):
+                continue  # nothing on this side at or beyond the price (the usual case)
             for p in self.prices(bids):
                 through = p > price + EPS if bids else p < price - EPS
                 at = abs(p - price) <= EPS

@@ -297,6 +297,12 @@ class MarketState:
         resting orders at each price."""
         crowd = self.bids if bids else self.asks
         users = self.book.side(bids)
+        if users and len(crowd) >= levels:  # orders behind the crowd's last level don't show
+            edge = crowd[levels - 1].price
+            if bids:
+                users = {p: o for p, o in users.items() if p >= edge - EPS}
+            else:
+                users = {p: o for p, o in users.items() if p <= edge + EPS}
         if not users:
             return [(lv.price, lv.volume) for lv in crowd[:levels]]
         merged = {lv.price: lv.volume for lv in crowd}
