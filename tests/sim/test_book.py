@@ -80,8 +80,15 @@ def test_queue_position_and_fills_bounded_by_traded_volume(
     assert exchange.market_trade(RB, 3099, 3) == 3099.0  # 3 of the 5 ahead
     assert c.rec.of("OnRtnTrade") == []
     exchange.market_trade(RB, 3099, 4)  # the last 2 ahead, then 2 for us
-    c.wait_order(ref, lambda o: o.VolumeTraded == 2)
+    orders = c.wait_order(ref, lambda o: o.VolumeTraded == 2)
     assert trades_of(c) == [("0", 3099.0, 2)]
+    # a resting order's first fill repeats the not-traded return before it
+    assert [(o.OrderStatus, o.VolumeTraded) for o in orders] == [
+        ("a", 0),
+        ("3", 0),
+        ("3", 0),
+        ("1", 2),
+    ]
     # the market trades below us: nothing is ahead any more, but only 6 lots traded
     assert exchange.market_trade(RB, 3097, 6) == 3099.0  # it stops at our remaining 2 lots
     c.wait_order(ref, lambda o: o.VolumeTraded == 8)
