@@ -291,3 +291,27 @@ def test_book_and_queue_survive_a_restart(tmp_path: Path) -> None:
         finally:
             alice.release()
             bob.release()
+
+
+def test_cffex_best_and_five_level_prices(tmp_path: Path) -> None:
+    s = settings(name="cffex", book_volume_min=1, book_volume_max=1, starting_balance=1e8)
+    with running(s, FakeClock()) as ex:
+        c = TdClient(ex, tmp_path / "c").ready()
+        try:
+            ex.set_market(IF, 4000)  # asks 4000.2 … 4001.0, one lot each (tick 0.2)
+            # best price GFD (best-to-limit): 1 lot at the best ask 4000.2, the other rests
+            # there as a limit order
+            ref = c.order(IF, "0", 2, 0.0, price_type="3", tc="3")
+            orders = c.wait_order(ref, lambda o: o.OrderStatus == "1")
+            assert (orders[-1].LimitPrice, orders[-1].VolumeTotal) == (4000.2, 1)
+            assert ex.market(IF)["bids"][0] == (4000.2, 1)
+            # five-level price IOC: the asks left are 4000.4 … 4001.0 plus the new far level
+            # 4001.2 (the crowd replaces a level it lost): five levels, 5 of the 7 lots
+            ref = c.order(IF, "0", 7, 0.0, price_type="G", tc="1")
+            last = c.wait_final(ref)[-1]
+            assert (last.OrderStatus, last.VolumeTraded) == ("5", 5)
+            trades = c.rec.wait_count("OnRtnTrade", 6)  # 1 of the first order, 5 of this one
+            prices = [a[0].Price for a in trades if a[0].OrderRef == ref]
+            assert prices == [4000.4, 4000.6, 4000.8, 4001.0, 4001.2]
+        finally:
+            c.release()
