@@ -905,6 +905,7 @@ class Engine(Settlement):
     def set_market(self, iid: str, price: float, bid: float | None, ask: float | None) -> None:
         st = self.touch(iid)
         self.book_market_fills(iid)
+        self.mark_hour(st)
         st.set_last(price)
         self.book_market_fills(iid)
         tick = st.instrument.tick
@@ -953,6 +954,7 @@ class Engine(Settlement):
                 log.warning("event=sim_replay_unknown_instrument instrument=%s", iid)
             return
         self.book_market_fills(iid)
+        self.mark_hour(st)
         inst = st.instrument
         previous = self._replay_volume.get(iid)
         if previous is None:  # the first row sets the day's reference prices
@@ -981,6 +983,7 @@ class Engine(Settlement):
         the price the market reached (it stops at a resting order it cannot go through)."""
         st = self.touch(iid)
         self.book_market_fills(iid)
+        self.mark_hour(st)
         reached = st.market_trade(price, volume)
         self.book_market_fills(iid)
         st.rebuild_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))

@@ -25,6 +25,13 @@ from ._store import Store
 from ._struct_base import Struct
 from ._structs import CThostFtdcRspInfoField
 
+_LAST_HOUR = {
+    name: (int(end[:2]) * 60 + int(end[3:5]) - 60, int(end[:2]) * 60 + int(end[3:5]))
+    for name, sessions in DAY_SESSIONS.items()
+    for end in [sessions[-1][1]]
+}
+"""Session kind → (first, last + 1) minute of the day session's last hour."""
+
 FlowEntry = tuple[int, str, tuple[Any, ...]]
 """(sequence, Spi method, args) of the private flow."""
 
@@ -92,10 +99,9 @@ class EngineState:
         up here, when an order, a query or a position valuation looks at them.
         """
         st = self.markets[instrument_id]
-        if st.last_hour_rule:
-            st.last_hour = self.in_last_hour(st.instrument.product.sessions)
         behind = self.market_clock - st.clock_at
         if behind > 0 and not st.replayed:
+            self.mark_hour(st)
             st.clock_at = self.market_clock
             p = st.instrument.product
             s = self.settings
@@ -107,13 +113,12 @@ class EngineState:
         st.ensure_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
         return st
 
-    def in_last_hour(self, sessions: str) -> bool:
-        """Whether the clock is in the last hour of the day session (settlement averages)."""
-        close = DAY_SESSIONS[sessions][-1][1]
-        hh, mm = (int(x) for x in close.split(":")[:2])
-        now = self.clock()
-        minutes = now.hour * 60 + now.minute
-        return hh * 60 + mm - 60 <= minutes < hh * 60 + mm
+    def mark_hour(self, st: MarketState) -> None:
+        """Before trades are recorded: do they count in the last-hour settlement average?"""
+        if st.last_hour_rule:
+            now = self.clock()
+            start, end = _LAST_HOUR[st.instrument.product.sessions]
+            st.last_hour = start <= now.hour * 60 + now.minute < end
 
     def working_orders(self, user_id: str) -> list[OrderRec]:
         """The user's orders that are not final. An order only ever becomes final, so the set

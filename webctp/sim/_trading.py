@@ -361,6 +361,7 @@ class Trading(Accounting):
         ex = inst.exchange_id
         st = self.touch(inst.instrument_id)
         self.book_market_fills(inst.instrument_id)
+        self.mark_hour(st)
         f = order.fields
         volume = int(f["VolumeTotalOriginal"])
         if not supported(ex, f["OrderPriceType"], f["TimeCondition"], f["VolumeCondition"]):
