@@ -236,8 +236,19 @@ def test_docs_order_type_table_is_the_code_table() -> None:
     from webctp.sim._rules import table_rows
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "simulator.md").read_text("utf-8")
-    for exchange_id, accepted in table_rows():
-        assert f"| {exchange_id} | {accepted} |" in doc
+    for exchange_id, accepted, close in table_rows():
+        assert f"| {exchange_id} | {accepted} | {close} |" in doc
+
+
+def test_rules_agree_with_the_exchange_catalogue() -> None:
+    """products.toml's exchange attributes say the same as the rules table."""
+    from webctp.sim._instruments import exchange_infos
+    from webctp.sim._rules import CLOSE_FLAGS, CTP_REFUSES_MARKET, LIMIT, ORDER_TYPES
+
+    for exchange_id, info in exchange_infos().items():
+        has_market = any(t[0] != LIMIT for t in ORDER_TYPES[exchange_id])
+        assert info.market_orders == has_market == (exchange_id not in CTP_REFUSES_MARKET)
+        assert info.splits_today == (exchange_id in CLOSE_FLAGS)
 
 
 def test_docs_book_and_replay_examples_run() -> None:

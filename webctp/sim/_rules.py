@@ -41,6 +41,17 @@ ORDER_TYPES: dict[str, frozenset[tuple[str, str, str]]] = {
 CTP_REFUSES_MARKET = frozenset({"SHFE", "INE"})
 """Exchanges without market orders, where the front itself answers ErrorID 15 (SimNow)."""
 
+_SPLIT = (
+    "CloseToday: today's lots (else 50); Close and CloseYesterday: older lots (else 51, or 30"
+    " beyond the whole position)"
+)
+CLOSE_FLAGS = {"SHFE": _SPLIT, "INE": _SPLIT}
+"""Offset flags where the exchange tells today's lots from older ones (the position has two
+rows, ``products.toml`` position_date_type '1'). Elsewhere Close, CloseToday and
+CloseYesterday all close any lots (more than held: 30), trades report Close, and today's lots
+go first where closing them is cheaper."""
+CLOSE_ANY = "Close, CloseToday, CloseYesterday: any lots (else 30); trades say Close"
+
 SETTLEMENT_LAST_HOUR = frozenset({"CFFEX"})
 """Settlement price = volume-weighted average of the last trading hour (CFFEX); elsewhere of
 the whole day (SHFE, INE, DCE, CZCE, GFEX). Rounded to the tick; no trade: the last price."""
@@ -55,8 +66,8 @@ def supported(
     return (price_type, time_condition, volume_condition) in ORDER_TYPES.get(exchange_id, ())
 
 
-def table_rows() -> list[tuple[str, str]]:
-    """(exchange, accepted types in words) for the docs."""
+def table_rows() -> list[tuple[str, str, str]]:
+    """(exchange, accepted types, close flags) in words, for the docs."""
     names = {
         (LIMIT, GFD, AV): "limit GFD",
         (LIMIT, IOC, AV): "FAK",
@@ -75,5 +86,6 @@ def table_rows() -> list[tuple[str, str]]:
     }
     order = list(names)
     return [
-        (ex, ", ".join(names[t] for t in order if t in types)) for ex, types in ORDER_TYPES.items()
+        (ex, ", ".join(names[t] for t in order if t in types), CLOSE_FLAGS.get(ex, CLOSE_ANY))
+        for ex, types in ORDER_TYPES.items()
     ]
