@@ -86,12 +86,19 @@ def test_settlement_rolls_positions_and_writes_statement(
     assert c2.rec.wait_rsp("OnRspOrderInsert", c2._rid)[0][1].ErrorID == 42
     c2.confirm()
     acc = c2.account()
-    assert acc.PreBalance == before.Balance and acc.Commission == 0 and acc.CloseProfit == 0
-    assert acc.Balance == acc.PreBalance  # marked to the settlement price: no new P&L yet
+    # settlement prices are the day's volume-weighted average (SHFE, DCE: whole day), not the
+    # last price. rb traded 1 @3100, 2 @3101, 1 @3120 → 12422 / 4 = 3105.5 → 3106 (half up);
+    # m traded 1 @3000, 1 @2999 → 2999.5 → 3000. Marked there instead of the last prices
+    # (3120; 2999): long 2 rb lose (3120 - 3106) × 2 × 10 = 280, short 1 m loses 1 × 10 = 10
+    assert acc.PreBalance == round(before.Balance - 290, 2)
+    assert acc.Commission == 0 and acc.CloseProfit == 0
+    # the new day marks to the last prices again (3120, 2999): the 290 come back as P&L
+    assert acc.Balance == round(acc.PreBalance + 290, 2)
     rows_by = {(p.InstrumentID, p.PositionDate): p for p in c2.positions()}
     shfe = rows_by[(RB, "2")]  # SHFE lots are now history
     assert (shfe.Position, shfe.YdPosition, shfe.TodayPosition) == (2, 2, 0)
-    assert shfe.PreSettlementPrice == 3120.0 and shfe.PositionCost == 3120 * 2 * 10
+    assert shfe.PreSettlementPrice == 3106.0 and shfe.PositionCost == 3106 * 2 * 10
+    assert rows_by[(M, "1")].PreSettlementPrice == 3000.0
     dce = rows_by[(M, "1")]
     assert (dce.PosiDirection, dce.Position, dce.YdPosition) == ("3", 1, 1)
     # a plain Close now takes yesterday's SHFE lots

@@ -90,7 +90,10 @@ def test_shfe_close_today_rules(exchange: Exchange, td: Callable[..., TdClient])
     close_ok(c, c.order(RB, "0", 2, 3101))  # long 2 today
     c.order(RB, "1", 1, 3099, offset="1")  # Close = close yesterday on SHFE: none
     assert c.rec.wait_rsp("OnRspOrderInsert", c._rid)[0][1].ErrorID == 51
-    c.order(RB, "1", 3, 3099, offset="3")  # more than held
+    c.order(RB, "1", 3, 3099, offset="3")  # CloseToday beyond today's lots (and all lots)
+    (rsp,) = c.rec.wait_rsp("OnRspOrderInsert", c._rid)
+    assert (rsp[1].ErrorID, rsp[1].ErrorMsg) == (50, "CTP:平今仓位不足")  # as CTP, not 30
+    c.order(RB, "1", 3, 3099, offset="1")  # a plain Close beyond all lots
     (rsp,) = c.rec.wait_rsp("OnRspOrderInsert", c._rid)
     assert (rsp[1].ErrorID, rsp[1].ErrorMsg) == (30, "CTP:平仓量超过持仓量")
     exchange.set_market(RB, 3150)  # bid 3149

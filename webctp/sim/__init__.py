@@ -17,6 +17,7 @@ Importing this package never imports ``openctp_ctp``.
 
 from ._exchange import Exchange, get_exchange
 from ._history import generated_history
+from ._replay import ReplayFileError
 from ._settings import SimSettings
 from ._store import DatabaseError, DatabaseInUse
 
@@ -24,6 +25,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseInUse",
     "Exchange",
+    "ReplayFileError",
     "SimSettings",
     "generated_history",
     "get_exchange",

@@ -30,9 +30,10 @@ from ._calendar import Clock, TradingCalendar, parse_ymd, ymd
 from ._dispatcher import Dispatcher, Job, yield_gil
 from ._instruments import exchange_infos, listed_instruments, load_products
 from ._ledger import Account, row_key_text
-from ._market import MarketState
+from ._market import Level, MarketState
 from ._orders import OrderRec
 from ._passwords import KdfWorker, LoginCache, hash_password, verify
+from ._replay import ReplayRow, load, sample_path
 from ._session import Conn
 from ._settings import USER_ID_RE, SimSettings
 from ._settlement import Settlement
@@ -93,7 +94,6 @@ class Engine(Settlement):
         self.user_working = {}
         self.orders_by_key = {}
         self.orders_by_sysid = {}
-        self.resting = {}
         self.trades = []
         self.flows = {}
         self.flow_marks = {}
@@ -132,6 +132,7 @@ class Engine(Settlement):
         self.settlement_id = 1
         self._saved_meta: tuple[Any, ...] | None = None  # what _flush last wrote to "meta"
         self.market_clock = 0
+        self.unbooked = set()
         self.instruments = {}
         self.markets = {}
         self.md_subs: dict[str, dict[Conn, None]] = {}
@@ -158,6 +159,14 @@ class Engine(Settlement):
             "ReqOrderAction": self.req_order_action,
         }
         self._queries = self.query_handlers()
+        self.replay_rows: list[ReplayRow] = []
+        if settings.replay_path:
+            path = sample_path() if settings.replay_path == "sample" else settings.replay_path
+            self.replay_rows = load(path, settings.replay_rename)
+        self.replay_ids = {row.instrument_id for row in self.replay_rows}
+        self.replay_pos = 0
+        self._replay_volume: dict[str, int] = {}
+        self._replay_unknown: set[str] = set()
         self._restore()
 
     # ================================================================ state: load, days
@@ -214,8 +223,9 @@ class Engine(Settlement):
         self.orders_by_key[(int(f["FrontID"]), int(f["SessionID"]), str(f["OrderRef"]))] = order
         if str(f["OrderSysID"]).strip():
             self.orders_by_sysid[(str(f["ExchangeID"]), str(f["OrderSysID"]).strip())] = order
-        if not order.is_final and order.limit is not None and f["OrderSysID"]:
-            self.resting.setdefault(order.instrument_id, []).append(order)
+        st = self.markets.get(order.instrument_id)
+        if not order.is_final and order.limit is not None and f["OrderSysID"] and st:
+            st.book.restore(order)  # at its stored place in the queue
 
     def _rebuild_flows(self) -> None:
         """After a restart the private flow is rebuilt from what was stored: each order's
@@ -254,6 +264,7 @@ class Engine(Settlement):
                 pre_close = float(doc["pre_close"])
                 pre_oi = float(doc["pre_oi"])
                 last = float(doc.get("last", pre_close))
+                vwap = [float(x) for x in doc.get("vwap", [0.0] * 4)]
             elif iid in carry:
                 pre_settle, pre_close, pre_oi = carry[iid]
                 last = pre_close
@@ -269,6 +280,9 @@ class Engine(Settlement):
             st.rebuild_book(self.rng, vol)
             st.stamp(self.clock())
             st.clock_at = self.market_clock
+            st.replayed = iid in self.replay_ids
+            if doc is not None and doc.get("day") == day:
+                st.vwap = vwap
             markets[iid] = st
         self.markets = markets
         self._md_targets.clear()
@@ -289,6 +303,7 @@ class Engine(Settlement):
                     "pre_close": st.pre_close,
                     "pre_oi": st.pre_open_interest,
                     "last": st.last,
+                    "vwap": st.vwap,
                 },
             )
 
@@ -396,6 +411,8 @@ class Engine(Settlement):
         self._thread.start()
         if self.settings.tick_interval_s > 0:
             self.schedule(self.settings.tick_interval_s, self._clock_tick)
+        if self.replay_rows and self.settings.replay_speed > 0:
+            self.schedule(0.0, self._replay_next)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -464,6 +481,8 @@ class Engine(Settlement):
         while self._timers and self._timers[0][0] <= now:
             _, _, fn = heapq.heappop(self._timers)
             self._guard(fn)
+        while self.unbooked:
+            self._guard(lambda: self.book_market_fills(self.unbooked.pop()))
         self._flush()
         # answers to ``call`` only now: what the batch posted is with the callback thread, so
         # a caller's ``drained()`` waits for it (answered earlier, it could overtake them)
@@ -889,17 +908,17 @@ class Engine(Settlement):
         self.market_clock += 1
         td = self.trading_day
         if instrument_ids is None:
-            watched = set(self.resting)
+            watched = set(self.resting_instruments())
             watched.update(iid for iid, subs in self.md_subs.items() if subs)
             ids = sorted(watched)
         else:
             ids = instrument_ids
         hms = now.strftime("%H:%M:%S")
         for iid in ids:
-            if iid not in self.markets:
-                continue
+            if iid not in self.markets or self.markets[iid].replayed:
+                continue  # replayed markets tick with their rows
             st = self.touch(iid)
-            self.match_resting(iid)
+            self.book_market_fills(iid)
             targets = self.md_targets(iid)
             st.stamp(now, hms)
             if targets:
@@ -907,7 +926,10 @@ class Engine(Settlement):
 
     def set_market(self, iid: str, price: float, bid: float | None, ask: float | None) -> None:
         st = self.touch(iid)
+        self.book_market_fills(iid)
+        self.mark_hour(st)
         st.set_last(price)
+        self.book_market_fills(iid)
         tick = st.instrument.tick
         st.rebuild_book(
             self.rng,
@@ -915,7 +937,6 @@ class Engine(Settlement):
             bid if bid is not None else st.last - tick,
             ask if ask is not None else st.last + tick,
         )
-        self.match_resting(iid)
         targets = self.md_targets(iid)
         now = self.clock()
         st.stamp(now)
@@ -923,6 +944,79 @@ class Engine(Settlement):
             self.outbox.append(
                 Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
             )
+
+    # ================================================================ replay
+
+    def _replay_next(self) -> None:
+        """Timer: apply the next row and schedule the one after it at the recorded pace."""
+        if not self.replay_step(1):
+            return
+        if self.replay_pos < len(self.replay_rows):
+            gap = self.replay_rows[self.replay_pos].at - self.replay_rows[self.replay_pos - 1].at
+            self.schedule(max(0.0, gap) / self.settings.replay_speed, self._replay_next)
+        else:
+            log.info("event=sim_replay_done rows=%d", len(self.replay_rows))
+
+    def replay_step(self, n: int) -> int:
+        """Apply the next ``n`` rows of the tick file; returns how many there were."""
+        done = 0
+        while done < n and self.replay_pos < len(self.replay_rows):
+            row = self.replay_rows[self.replay_pos]
+            self.replay_pos += 1
+            done += 1
+            self._replay_row(row)
+        return done
+
+    def _replay_row(self, row: ReplayRow) -> None:
+        iid = row.instrument_id
+        st = self.markets.get(iid)
+        if st is None:
+            if iid not in self._replay_unknown:
+                self._replay_unknown.add(iid)
+                log.warning("event=sim_replay_unknown_instrument instrument=%s", iid)
+            return
+        self.book_market_fills(iid)
+        self.mark_hour(st)
+        inst = st.instrument
+        previous = self._replay_volume.get(iid)
+        if previous is None:  # the first row sets the day's reference prices
+            if row.pre_settlement is not None:
+                st.pre_settlement = row.pre_settlement
+                st.upper, st.lower = inst.limits(row.pre_settlement)
+            st.upper = row.upper if row.upper is not None else st.upper
+            st.lower = row.lower if row.lower is not None else st.lower
+            previous = row.volume
+        self._replay_volume[iid] = row.volume
+        lo, hi = st.lower - 1e-9, st.upper + 1e-9
+        bids = [Level(p, v) for p, v in row.bids if lo <= p <= hi]
+        asks = [Level(p, v) for p, v in row.asks if lo <= p <= hi]
+        st.replay(row.last, max(0, row.volume - previous), bids, asks)
+        if row.open_interest is not None:
+            st.open_interest = row.open_interest
+        self.book_market_fills(iid)
+        st.update_time, st.update_ms = row.update_time, row.update_ms
+        targets = self.md_targets(iid)
+        if targets:
+            tick = st.tick(self.trading_day, self.clock())
+            self.outbox.append(Job(targets, "OnRtnDepthMarketData", (tick,)))
+
+    def market_trade(self, iid: str, price: float, volume: int) -> float:
+        """The market's participants trade ``volume`` lots at ``price`` (test hook); returns
+        the price the market reached (it stops at a resting order it cannot go through)."""
+        st = self.touch(iid)
+        self.book_market_fills(iid)
+        self.mark_hour(st)
+        reached = st.market_trade(price, volume)
+        self.book_market_fills(iid)
+        st.rebuild_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
+        targets = self.md_targets(iid)
+        now = self.clock()
+        st.stamp(now)
+        if targets:
+            self.outbox.append(
+                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
+            )
+        return reached
 
     def burst(
         self,
@@ -952,6 +1046,8 @@ class Engine(Settlement):
         for i in range(n):
             st = self.touch(ids[i % len(ids)])
             st.step(self.rng, st.instrument.product.volatility, s.max_step_ticks)
+            if st.pending or st.book.moved:  # resting orders traded: booked with the batch
+                self.unbooked.add(st.instrument.instrument_id)
             st.ensure_book(self.rng, vol)
             targets = self.md_targets(st.instrument.instrument_id)
             if not targets:

@@ -30,6 +30,9 @@ AUTH_FAILED = 63
 NOT_AUTHENTICATED = 64
 NEED_RETRY = 90
 ORDER_FREQ_LIMIT = 116
+SELF_TRADE_MSG = "CTP:报单字段有误 (would trade against the investor's own order: 自成交)"
+"""The simulator's text for ``self_trade = "reject"`` (ErrorID 15): brokers' self-trade checks
+answer with codes of their own, none of them documented publicly."""
 
 MESSAGES: dict[int, str] = {
     0: "CTP:正确",

@@ -12,16 +12,14 @@ import threading
 import time
 import traceback
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _registry
 from ._calendar import Clock, beijing_now
 from ._dispatcher import Dispatcher
 from ._engine import BurstResult, Engine
+from ._ports import FrontClient
 from ._settings import SimSettings
-
-if TYPE_CHECKING:
-    from ._api import ApiCore
 
 
 class Exchange:
@@ -38,7 +36,7 @@ class Exchange:
         self._engine = Engine(self.settings, self._clock, self._dispatcher)
         self._state = "new"
         self._lock = threading.Lock()
-        self._apis: set[ApiCore] = set()
+        self._apis: set[FrontClient] = set()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -113,7 +111,12 @@ class Exchange:
         """The address to pass to ``CThostFtdcMdApi.RegisterFront``."""
         return f"{_registry.SCHEME}{self.settings.name}"
 
-    def attach(self, api: ApiCore) -> None:
+    @property
+    def name(self) -> str:
+        """The registry name (``sim://<name>``)."""
+        return self.settings.name
+
+    def attach(self, api: FrontClient) -> None:
         """Internal: connect an API object (called by ``Init`` or when the exchange starts)."""
         with self._lock:
             if self._state != "running":
@@ -124,7 +127,7 @@ class Exchange:
         api._sim_engine = self._engine
         self._engine.post("call", self._engine.connect, (api,), _NullFuture())
 
-    def detach(self, api: ApiCore) -> None:
+    def detach(self, api: FrontClient) -> None:
         """Internal: ``Release`` — end the session silently and forget the API."""
         with self._lock:
             self._apis.discard(api)
@@ -160,8 +163,8 @@ class Exchange:
                 "pre_settlement": st.pre_settlement,
                 "upper": st.upper,
                 "lower": st.lower,
-                "bids": [(lv.price, lv.volume) for lv in st.bids],
-                "asks": [(lv.price, lv.volume) for lv in st.asks],
+                "bids": st.depth(True),
+                "asks": st.depth(False),
             }
 
         result: dict[str, Any] = self._engine.call(snap)
@@ -181,6 +184,20 @@ class Exchange:
         (bid one tick below, ask one tick above unless given), resting orders the move went
         through fill, and subscribers get a tick."""
         self._engine.call(self._engine.set_market, instrument_id, price, bid, ask)
+
+    def market_trade(self, instrument_id: str, price: float, volume: int) -> float:
+        """The market's own participants trade ``volume`` lots at ``price``: resting orders
+        the price went through fill first, then, at ``price`` itself, the queue ahead of an
+        order is consumed before it fills; fills never exceed ``volume``. The market stops at
+        a resting order it cannot go through; returns the price it reached."""
+        result: float = self._engine.call(self._engine.market_trade, instrument_id, price, volume)
+        return result
+
+    def replay_step(self, n: int = 1) -> int:
+        """Apply the next ``n`` rows of the replayed tick file now (with ``replay_speed = 0``
+        this is the only way rows advance); returns how many rows there were."""
+        result: int = self._engine.call(self._engine.replay_step, n)
+        return result
 
     def step_market(self, instrument_ids: list[str] | None = None) -> None:
         """Run one market-clock step now (useful with ``tick_interval_s=0``)."""
@@ -268,4 +285,5 @@ class _NullFuture:
 
 def get_exchange(name: str = "default") -> Exchange | None:
     """The running exchange registered under ``name``, if any."""
-    return _registry.get(name)
+    found = _registry.get(name)
+    return found if isinstance(found, Exchange) else None

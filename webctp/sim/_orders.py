@@ -17,7 +17,7 @@ FINAL_STATUSES = frozenset("0245")
 """AllTraded, PartTradedNotQueueing, NoTradeNotQueueing, Canceled (SFIT FAQ Q40)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class OrderRec:
     """One order of the current trading day."""
 
@@ -33,6 +33,10 @@ class OrderRec:
     frozen_commission: float = 0.0
     close_alloc: list[tuple[RowKey, int]] = field(default_factory=list)
     seq: int = 0  # BrokerOrderSeq, also the time priority among resting orders
+    queue_ahead: int = 0
+    """Market participants' lots in front of it at its price while it rests (see _book)."""
+    book_left: int = field(default=0, compare=False)
+    """Lots still in the book (the book's count; the fields catch up as fills are booked)."""
 
     @property
     def instrument_id(self) -> str:
@@ -70,6 +74,7 @@ class OrderRec:
             "frozen_commission": self.frozen_commission,
             "close_alloc": [[list(k), n] for k, n in self.close_alloc],
             "seq": self.seq,
+            "queue_ahead": self.queue_ahead,
         }
 
     @classmethod

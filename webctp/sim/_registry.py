@@ -8,11 +8,9 @@ soon as an exchange of that name starts (as the real library keeps retrying a re
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._api import ApiCore
-    from ._exchange import Exchange
+from ._ports import FrontClient as ApiCore
+from ._ports import FrontServer as Exchange
 
 _lock = threading.Lock()
 _exchanges: dict[str, Exchange] = {}
@@ -31,7 +29,7 @@ def front_name(address: str) -> str | None:
 
 def register(exchange: Exchange) -> list[ApiCore]:
     """Make ``exchange`` reachable; returns the APIs that were waiting for it."""
-    name = exchange.settings.name
+    name = exchange.name
     with _lock:
         current = _exchanges.get(name)
         if current is not None and current is not exchange:
@@ -43,8 +41,8 @@ def register(exchange: Exchange) -> list[ApiCore]:
 
 def unregister(exchange: Exchange) -> None:
     with _lock:
-        if _exchanges.get(exchange.settings.name) is exchange:
-            del _exchanges[exchange.settings.name]
+        if _exchanges.get(exchange.name) is exchange:
+            del _exchanges[exchange.name]
 
 
 def get(name: str) -> Exchange | None:

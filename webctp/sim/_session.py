@@ -8,16 +8,14 @@ with a real front (ctp-domain.md §8.2).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._api import ApiCore
+from ._ports import FrontClient
 
 
 class Conn:
     """State the front keeps per session."""
 
-    def __init__(self, api: ApiCore, kind: str, front_id: int, session_id: int) -> None:
+    def __init__(self, api: FrontClient, kind: str, front_id: int, session_id: int) -> None:
         self.api = api
         self.kind = kind  # "td" | "md"
         self.front_id = front_id

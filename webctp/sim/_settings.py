@@ -107,6 +107,21 @@ class SimSettings:
     """Queries per session per second; more → OnRspError ErrorID 90."""
     orders_per_second: int = 6
     """Orders + cancels per session per second; more → ErrorID 116."""
+    replay_path: str = ""
+    """A tick file (CSV of DepthMarketData columns, see docs/simulator.md "Replay") whose rows
+    drive the markets of the instruments it names instead of the random walk; "sample" is the
+    small file shipped with the package. Empty: no replay."""
+    replay_speed: float = 1.0
+    """1 = the recorded pace, 10 = ten times faster; 0 = rows only advance through
+    ``Exchange.replay_step`` (tests)."""
+    replay_rename: dict[str, str] = field(default_factory=dict)
+    """Recorded InstrumentID → the listed instrument it drives (a recorded month that is not
+    listed on the simulator's trading day)."""
+    self_trade: str = "allow"
+    """An order meeting the same investor's resting order: "allow" trades it, as the
+    exchanges' matching does (they only monitor self-trades); "reject" refuses the incoming
+    order at the counter (OnRspOrderInsert + OnErrRtnOrderInsert), as a broker's self-trade
+    check does."""
     enforce_sessions: bool = False
     """Reject orders outside the product's trading sessions (and freeze its prices)."""
     holidays: tuple[str, ...] = ()
@@ -131,6 +146,9 @@ class SimSettings:
         set_(self, "products", tuple(str(p) for p in self.products))
         set_(self, "fixed_accounts", {str(k): str(v) for k, v in dict(self.fixed_accounts).items()})
         set_(self, "holidays", tuple(str(h) for h in self.holidays))
+        set_(self, "replay_rename", {str(k): str(v) for k, v in dict(self.replay_rename).items()})
+        if not self.replay_speed >= 0:
+            raise ValueError("replay_speed must be >= 0")
         set_(
             self,
             "product_overrides",
@@ -141,6 +159,8 @@ class SimSettings:
         n = self.password_scrypt_n
         if not 2 <= n <= 1 << 15 or n & (n - 1):
             raise ValueError("password_scrypt_n must be a power of two from 2 to 32768")
+        if self.self_trade not in ("allow", "reject"):
+            raise ValueError("self_trade must be 'allow' or 'reject'")
         if self.db_synchronous not in ("full", "normal"):
             raise ValueError("db_synchronous must be 'full' or 'normal'")
         if not 0 <= self.db_busy_timeout_s <= 60:

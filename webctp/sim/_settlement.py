@@ -27,11 +27,12 @@ class Settlement(Queries, Trading):
         old_day = self.trading_day
         if new_day is None:
             new_day = ymd(self.cal.next_business_day(parse_ymd(old_day)))
-        # 1. settlement prices (the day's last price, on the tick grid)
+        # 1. settlement prices (volume-weighted, by exchange: _rules.SETTLEMENT_LAST_HOUR)
         carry: dict[str, tuple[float, float, float]] = {}
         for iid in self.markets:
             st = self.touch(iid)
-            st.settlement = st.instrument.round(st.last)
+            self.book_market_fills(iid)
+            st.settlement = st.settlement_price()
             st.close = st.last
             carry[iid] = (st.settlement, st.close, st.open_interest)
         # 2. working orders lapse with the day (they are not carried into the new day)

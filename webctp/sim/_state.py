@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from ._calendar import Clock, TradingCalendar, in_session, ymd
+from ._calendar import DAY_SESSIONS, Clock, TradingCalendar, in_session, ymd
 from ._dispatcher import Job
 from ._errors import rsp_info
 from ._instruments import ExchangeInfo, Instrument, Product
@@ -24,6 +24,13 @@ from ._settings import SimSettings
 from ._store import Store
 from ._struct_base import Struct
 from ._structs import CThostFtdcRspInfoField
+
+_LAST_HOUR = {
+    name: (int(end[:2]) * 60 + int(end[3:5]) - 60, int(end[:2]) * 60 + int(end[3:5]))
+    for name, sessions in DAY_SESSIONS.items()
+    for end in [sessions[-1][1]]
+}
+"""Session kind → (first, last + 1) minute of the day session's last hour."""
 
 FlowEntry = tuple[int, str, tuple[Any, ...]]
 """(sequence, Spi method, args) of the private flow."""
@@ -49,7 +56,6 @@ class EngineState:
     """Each user's orders that were not final when last looked at (see working_orders)."""
     orders_by_key: dict[tuple[int, int, str], OrderRec]
     orders_by_sysid: dict[tuple[str, str], OrderRec]
-    resting: dict[str, list[OrderRec]]
     trades: list[tuple[str, dict[str, Any]]]
     flows: dict[str, list[FlowEntry]]
     sessions: dict[str, set[Conn]]
@@ -61,6 +67,8 @@ class EngineState:
     settlement_id: int
     flow_marks: dict[tuple[str, str], int]
     market_clock: int
+    unbooked: set[str]
+    """Instruments whose market trades filled resting orders not booked yet."""
     """Market-clock steps so far; each MarketState catches up to it when looked at."""
     """(flow path, investor) → last private-flow sequence delivered (THOST_TERT_RESUME)."""
 
@@ -92,15 +100,25 @@ class EngineState:
         """
         st = self.markets[instrument_id]
         behind = self.market_clock - st.clock_at
-        if behind > 0:
+        if behind > 0 and not st.replayed:
+            self.mark_hour(st)
             st.clock_at = self.market_clock
             p = st.instrument.product
             s = self.settings
             if not s.enforce_sessions or in_session(self.now(), p.sessions, p.night, self.cal):
                 for _ in range(min(behind, self.CATCH_UP_STEPS)):
                     st.step(self.rng, p.volatility, s.max_step_ticks)
+                if st.pending or st.book.moved:  # booked before this batch's commit
+                    self.unbooked.add(instrument_id)
         st.ensure_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
         return st
+
+    def mark_hour(self, st: MarketState) -> None:
+        """Before trades are recorded: do they count in the last-hour settlement average?"""
+        if st.last_hour_rule:
+            now = self.clock()
+            start, end = _LAST_HOUR[st.instrument.product.sessions]
+            st.last_hour = start <= now.hour * 60 + now.minute < end
 
     def working_orders(self, user_id: str) -> list[OrderRec]:
         """The user's orders that are not final. An order only ever becomes final, so the set

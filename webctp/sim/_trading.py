@@ -2,18 +2,23 @@
 
 CTP-side rejections (ctp-domain.md §5.1) answer OnRspOrderInsert to the sender and
 OnErrRtnOrderInsert on the private flow. An accepted order goes to the "exchange", which may
-reject it (price limits, closed session: status '5' + OrderSubmitStatus '4' and the reason in
-StatusMsg only, market-facts §5), match it against the synthetic book, and/or rest it.
+reject it (order types it does not support, ``_rules``; price limits; closed session: status
+'5' + OrderSubmitStatus '4' and the reason in StatusMsg only, market-facts §5), match it
+against the instrument's book (``_book``: the crowd's levels and every account's resting
+orders, price-time priority), and/or rest it there.
 
 Callback sequences (ctp-domain.md §5.2):
 
-- rests:             Rtn(a) → Rtn(3) … later Rtn(0) → RtnTrade
+- rests:             Rtn(a) → Rtn(3); when it trades later: Rtn(3) again → Rtn(0|1) → RtnTrade
 - fills at once:     Rtn(a) → Rtn(a, with OrderSysID) → Rtn(0) → RtnTrade; on DCE the exchange
                      always acknowledges first: Rtn(a) → Rtn(3) → Rtn(0, synthesised) → RtnTrade
+                     (CZCE too for FAK/FOK)
 - partial fills:     Rtn(1) → RtnTrade per fill
 - FAK/FOK remainder: Rtn(5 "已撤单报单已提交"); on SHFE/INE/CFFEX a partly filled FAK sends the
                      cancelled return (VolumeTraded already set) **before** its trades
 - cancel:            Rtn(same status, OrderSubmitStatus '1') → Rtn(5 "已撤单")
+- between accounts:  the incoming order as above; the resting one as "rests" (its investor's
+                     sessions get them)
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from typing import Any
 
 from . import _errors as E
 from ._accounting import Accounting
+from ._book import Fill
 from ._calendar import in_session
 from ._instruments import Instrument
 from ._ledger import HISTORY, LONG, SHORT, TODAY, Account, Detail, fee_for, margin_for, money
+from ._market import MarketState
 from ._orders import OrderRec
+from ._rules import BEST, CTP_REFUSES_MARKET, FIVE, LIMIT, UNSUPPORTED, UNSUPPORTED_CODE, supported
 from ._session import Conn
 from ._structs import (
     CThostFtdcInputOrderActionField,
@@ -116,9 +124,14 @@ class Trading(Accounting):
         order.fields["StatusMsg"] = E.fit(prefix + E.status_msg(status, submit, reason), 80)
 
     def _reject_insert(
-        self, conn: Conn, req: CThostFtdcInputOrderField, rid: int, error_id: int
+        self,
+        conn: Conn,
+        req: CThostFtdcInputOrderField,
+        rid: int,
+        error_id: int,
+        message: str | None = None,
     ) -> None:
-        info = E.rsp_info(error_id)
+        info = E.rsp_info(error_id, message)
         self.emit(conn, "OnRspOrderInsert", req, info, rid, True)
         if conn.user_id:
             self.push_private(conn.user_id, "OnErrRtnOrderInsert", req._sim_copy(), info)
@@ -157,6 +170,12 @@ class Trading(Accounting):
         if error:
             self._reject_insert(conn, req, rid, error)
             return
+        if self.settings.self_trade == "reject":
+            limit_or_none = req.LimitPrice if req.OrderPriceType == LIMIT else None
+            st = self.markets[inst.instrument_id]
+            if st.book.crosses_own(acc.user_id, req.Direction == "0", limit_or_none):
+                self._reject_insert(conn, req, rid, E.BAD_FIELD, E.SELF_TRADE_MSG)
+                return
         offset = req.CombOffsetFlag[:1]
         hedge = req.CombHedgeFlag[:1]
         buy = req.Direction == "0"
@@ -167,8 +186,9 @@ class Trading(Accounting):
         if not market:
             limit = req.LimitPrice
             if not inst.on_tick(limit):
-                # CZCE truncates an off-tick price to the tick; the others reject it (15)
-                limit = inst.floor_tick(limit) if buy else inst.ceil_tick(limit)
+                # CZCE truncates an off-tick price to the tick whatever the side (1500.9 →
+                # 1500, market-facts §5); the others reject it (15)
+                limit = inst.floor_tick(limit)
         alloc: list[tuple[tuple[str, str, str, str], int]] = []
         if offset == "0":
             freeze_price = limit if limit is not None else (st.upper if buy else st.lower)
@@ -181,10 +201,10 @@ class Trading(Accounting):
                 which = "today" if offset == "3" else "history"
                 total = self.closable(acc, inst, posi, hedge, "all")
                 avail = self.closable(acc, inst, posi, hedge, which)
-                if volume > total:
+                if volume > total and offset != "3":
                     self._reject_insert(conn, req, rid, E.OVER_CLOSE_POSITION)
                     return
-                if volume > avail:
+                if volume > avail:  # CloseToday beyond today's lots: 50, even beyond all
                     code = (
                         E.OVER_CLOSETODAY_POSITION
                         if offset == "3"
@@ -247,17 +267,14 @@ class Trading(Accounting):
             return E.BAD_FIELD
         opt = req.OrderPriceType
         if opt == "2":
-            if not req.LimitPrice > 0:
+            if not 0 < req.LimitPrice < float("inf"):  # NaN and inf too
                 return E.BAD_FIELD
             if not inst.on_tick(req.LimitPrice) and ex.exchange_id != "CZCE":
                 return E.BAD_FIELD
         elif opt == "1":
-            if not ex.market_orders:  # SHFE/INE: no market orders (SimNow answers 15)
+            if ex.exchange_id in CTP_REFUSES_MARKET:  # no market orders (SimNow answers 15)
                 return E.BAD_FIELD
-        elif opt in ("3", "G"):
-            if ex.exchange_id != "CFFEX":
-                return E.BAD_FIELD
-        else:
+        elif opt not in (BEST, FIVE):  # the exchange table (_rules) decides the rest
             return E.BAD_FIELD
         return 0
 
@@ -326,7 +343,7 @@ class Trading(Accounting):
             buy=buy,
             offset=offset,
             limit=limit,
-            ioc=req.TimeCondition == "1" or limit is None,
+            ioc=req.TimeCondition == "1" or req.OrderPriceType == "1",
             seq=seq,
         )
         self.add_order(order)
@@ -343,8 +360,15 @@ class Trading(Accounting):
     def _exchange_accept(self, order: OrderRec, inst: Instrument) -> None:
         ex = inst.exchange_id
         st = self.touch(inst.instrument_id)
+        self.book_market_fills(inst.instrument_id)
+        self.mark_hour(st)
         f = order.fields
         volume = int(f["VolumeTotalOriginal"])
+        if not supported(ex, f["OrderPriceType"], f["TimeCondition"], f["VolumeCondition"]):
+            self._set_status(order, "5", "4", f"{ex}:{UNSUPPORTED}", prefix=UNSUPPORTED_CODE)
+            self._release(order)
+            self._push_order(order)
+            return
         if self.settings.enforce_sessions and not in_session(
             self.now(), inst.product.sessions, inst.product.night, self.cal
         ):
@@ -368,8 +392,20 @@ class Trading(Accounting):
         f["SequenceNo"] = self.next_id(f"seq:{ex}")
         self.orders_by_sysid[(ex, sysid.strip())] = order
 
+        opt = f["OrderPriceType"]
+        gfd_convert = opt in (BEST, FIVE) and not order.ioc
+        if opt == BEST:  # the best opposite price becomes the order's limit
+            order.limit = st.best(not order.buy)
+        elif opt == FIVE:  # up to five opposite levels
+            levels = st.depth(not order.buy)
+            order.limit = levels[-1][0] if levels else None
+        if opt in (BEST, FIVE):
+            order.ioc = True  # the matching below; a GFD remainder rests afterwards
+            if order.limit is not None and opt == BEST:
+                f["LimitPrice"] = order.limit
         # how much the book gives the order now
-        fillable = st.fillable(order.buy, order.limit)
+        no_price = opt in (BEST, FIVE) and order.limit is None  # nothing on the other side
+        fillable = 0 if no_price else st.fillable(order.buy, order.limit)
         vc = f["VolumeCondition"]
         if order.ioc and vc == "3":
             take = volume if fillable >= volume else 0
@@ -377,16 +413,6 @@ class Trading(Accounting):
             take = min(volume, fillable) if fillable >= int(f["MinVolume"]) else 0
         else:
             take = min(volume, fillable)
-        rests = not order.ioc and take < volume
-        dce_ack = ex == "DCE"
-        if dce_ack or (take == 0 and rests):
-            self._set_status(order, "3", "3")
-            f["ActiveTime"] = self.now_hms()
-            self._push_order(order)
-            submit = "3"
-        else:
-            self._push_order(order)  # still 'a', now carrying the OrderSysID
-            submit = "0"
         fills = (
             st.take(
                 order.buy,
@@ -399,27 +425,64 @@ class Trading(Accounting):
             if take
             else []
         )
+        self._store_queue_moves(st)
+        if gfd_convert and fills and take < volume:
+            # best-to-limit / five-level-to-limit: the remainder rests at the last fill price
+            order.limit = fills[-1].price
+            f["LimitPrice"] = order.limit
+            order.ioc = False
+        rests = not order.ioc and take < volume
+        # DCE always acknowledges first; CZCE does so for FAK/FOK too
+        ack = ex == "DCE" or (ex == "CZCE" and order.ioc) or (take == 0 and rests)
+        if ack:
+            self._set_status(order, "3", "3")
+            f["ActiveTime"] = self.now_hms()
+            self._push_order(order)
+            submit = "3"
+        else:
+            self._push_order(order)  # still 'a', now carrying the OrderSysID
+            submit = "0"
         if rests and fills:
             submit = "3"
-        traded_total = sum(n for _, n in fills)
+        traded_total = sum(fl.lots for fl in fills)
         killed = order.ioc and traded_total < volume
         if killed and fills and ex in SHFE_STYLE_FAK:
             # the cancelled return, with VolumeTraded already set, precedes the trades
-            trades = [self._fill(order, inst, price, n, push=False) for price, n in fills]
+            trades = []
+            for fl in fills:
+                trades.append(self._fill(order, inst, fl.price, fl.lots, push=False))
+                self._fill_maker(fl, inst)
             self._set_status(order, "5", submit)
             self._release(order)
             self._push_order(order)
             for trade in trades:
                 self.push_private(order.user_id, "OnRtnTrade", trade)
             return
-        for price, n in fills:
-            self._fill(order, inst, price, n, submit=submit)
+        for fl in fills:
+            self._fill_maker(fl, inst)
+            self._fill(order, inst, fl.price, fl.lots, submit=submit)
         if killed:
             self._set_status(order, "5", submit)
             self._release(order)
             self._push_order(order)
         elif rests:
-            self.resting.setdefault(inst.instrument_id, []).append(order)
+            assert order.limit is not None
+            vol = (self.settings.book_volume_min, self.settings.book_volume_max)
+            st.book.add(order, st.queue_ahead(order.buy, order.limit, vol))
+
+    def _fill_maker(self, fill: Fill, inst: Instrument) -> None:
+        """The resting side of a trade between two orders of the book."""
+        if fill.maker is not None:
+            self._fill_resting(fill.maker, inst, fill.price, fill.lots)
+
+    def _fill_resting(self, order: OrderRec, inst: Instrument, price: float, lots: int) -> None:
+        """A resting order trades: a first fill repeats the "not traded" return before the
+        fill (CTP: Rtn(3) → Rtn(3) → Rtn(0) → RtnTrade), then the fill at the order's price."""
+        if order.is_final:
+            return
+        if order.status == "3":
+            self._push_order(order)
+        self._fill(order, inst, price, lots, submit="3")
 
     def _fill(
         self,
@@ -597,33 +660,40 @@ class Trading(Accounting):
             for key, n in order.close_alloc:
                 acc.row(key).frozen -= n
             order.close_alloc = []
-        lst = self.resting.get(order.instrument_id)
-        if lst and order in lst:
-            lst.remove(order)
+        st = self.markets.get(order.instrument_id)
+        if st is not None and order in st.book:
+            st.book.remove(order)
         self.mark_dirty(order.user_id)
         self.dirty_orders[order.seq] = order
 
     # ---------------------------------------------------------------- resting orders
 
-    def match_resting(self, instrument_id: str) -> None:
-        """Fill resting orders the market has traded through, at their own price."""
-        orders = self.resting.get(instrument_id)
-        if not orders:
+    def book_market_fills(self, instrument_id: str) -> None:
+        """Book the fills the market's own trades gave resting orders (``MarketState.pending``)."""
+        self.unbooked.discard(instrument_id)
+        st = self.markets.get(instrument_id)
+        if st is None:
             return
-        st = self.touch(instrument_id)
+        self._store_queue_moves(st)
+        if not st.pending:
+            return
+        fills, st.pending = st.pending, []
         inst = self.instruments[instrument_id]
-        for order in sorted(orders, key=lambda o: o.seq):
-            limit = order.limit
-            assert limit is not None
-            if order.buy:
-                crossed = (st.ask1 is not None and st.ask1 <= limit + 1e-9) or st.last < limit
-            else:
-                crossed = (st.bid1 is not None and st.bid1 >= limit - 1e-9) or st.last > limit
-            if not crossed:
-                continue
-            lots = order.remaining
-            st.record_fill(limit, lots, lots if order.offset == "0" else -lots)
-            self._fill(order, inst, limit, lots, submit="3")
+        for fl in fills:
+            if fl.maker is not None:
+                self._fill_resting(fl.maker, inst, fl.price, fl.lots)
+
+    def _store_queue_moves(self, st: MarketState) -> None:
+        """Orders whose place in the queue moved are written with the batch (a restart puts
+        them back where they were)."""
+        if st.book.moved:
+            for order in st.book.moved:
+                self.dirty_orders[order.seq] = order
+            st.book.moved.clear()
+
+    def resting_instruments(self) -> list[str]:
+        """Instruments with resting orders in their book."""
+        return [iid for iid, st in self.markets.items() if st.book or st.pending]
 
     # ---------------------------------------------------------------- ReqOrderAction
 
@@ -660,6 +730,8 @@ class Trading(Accounting):
         if order is None or order.user_id != acc.user_id:
             reject(E.ORDER_NOT_FOUND)
             return
+        self.touch(order.instrument_id)
+        self.book_market_fills(order.instrument_id)  # fills the market already gave it first
         if order.is_final:
             reject(E.INSUITABLE_ORDER_STATUS)
             return
