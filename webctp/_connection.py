@@ -295,12 +295,8 @@ async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
                 data = b"".join([_text_frame(t) for t in chunk])
             else:
                 data = b"".join([proto.send(TextMessage(data=t)) for t in chunk])
-            async with ws._stream_lock:
-                try:
-                    await ws._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    await ws._abort_web_socket()
-                    return False
+            if not await _write_raw(ws, data):
+                return False
     except (ConnectionClosed, LocalProtocolError):
         return False
     return True
@@ -317,14 +313,22 @@ async def send_wire_batch(ws: WebSocketConnection, wires: list[bytes], texts: li
             if ws._close_reason is not None:
                 return False
             data = b"".join(wires[start : start + BATCH_FRAMES])
-            async with ws._stream_lock:
-                try:
-                    await ws._stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    await ws._abort_web_socket()
-                    return False
+            if not await _write_raw(ws, data):
+                return False
     except (ConnectionClosed, LocalProtocolError):
         return False
+    return True
+
+
+async def _write_raw(ws: WebSocketConnection, data: bytes) -> bool:
+    """Write ready-made frames under the connection's stream lock, as trio-websocket's own
+    sends do; False (and the connection aborted) when the socket is gone."""
+    async with ws._stream_lock:
+        try:
+            await ws._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await ws._abort_web_socket()
+            return False
     return True
 
 
