@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
+from .protocol.errors import Code, ProtocolError
+
 PERIODS: dict[str, int] = {
     "1m": 60,
     "5m": 300,
@@ -344,8 +346,11 @@ def response(
 
 
 def answer(book: BarBook, body: dict[str, Any], request_id: int) -> dict[str, Any]:
-    """The ``Bars`` frame answering a ``GetBars`` request (ValueError: a bad request)."""
-    instrument, period, count = parse_request(body)
+    """The ``Bars`` frame answering a ``GetBars`` request (a bad request: ProtocolError -400)."""
+    try:
+        instrument, period, count = parse_request(body)
+    except ValueError as exc:
+        raise ProtocolError(Code.BAD_REQUEST, str(exc)) from None
     return response(request_id, instrument, period, book.bars(instrument, period, count))
 
 

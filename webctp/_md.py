@@ -139,11 +139,7 @@ class MdSession(Session):
         """Answer from the service's bar book (webctp/_bars.py); CTP is not asked."""
         if self.login_info is None:
             raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
-        try:
-            frame = _bars.answer(self.ctx.bars, env.body, env.request_id)
-        except ValueError as exc:
-            raise ProtocolError(Code.BAD_REQUEST, str(exc)) from None
-        await self.send(frame)
+        await self.send(_bars.answer(self.ctx.bars, env.body, env.request_id))
 
     def _check_ready(self) -> None:
         if self.state is State.READY:

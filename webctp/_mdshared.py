@@ -194,11 +194,7 @@ class SharedMdSession:
             elif msg_type == "GetBars":  # a webctp extension (webctp/_bars.py), not CTP
                 if not self.logged_in:
                     raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
-                try:
-                    frame = _bars.answer(self.ctx.bars, env.body, env.request_id)
-                except ValueError as exc:
-                    raise ProtocolError(Code.BAD_REQUEST, str(exc)) from None
-                await self.send(frame)
+                await self.send(_bars.answer(self.ctx.bars, env.body, env.request_id))
             elif msg_type in self.catalogue.md.requests or msg_type in _QUOTES:
                 await self.send_error(
                     Code.BAD_REQUEST,
