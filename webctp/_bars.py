@@ -121,7 +121,17 @@ def tick_stamp(update_time: str, now: int) -> int | None:
 
 
 class _Series:
-    __slots__ = ("base_volume", "day", "day_time", "days", "last_stamp", "last_volume", "minutes")
+    __slots__ = (
+        "base_volume",
+        "day",
+        "day_time",
+        "days",
+        "last_stamp",
+        "last_volume",
+        "minutes",
+        "saved_day",
+        "saved_minute",
+    )
 
     def __init__(self, max_minutes: int, max_days: int) -> None:
         self.minutes: deque[Bar] = deque(maxlen=max_minutes)
@@ -131,6 +141,22 @@ class _Series:
         self.last_volume = 0  # cumulative Volume of the last tick
         self.last_stamp = 0
         self.base_volume = 0  # generated history's volume, added to the day's Volume
+        # The newest bar of each kind written to the store (it may have changed since).
+        self.saved_minute = -1
+        self.saved_day = -1
+
+
+@dataclass(slots=True)
+class Saved:
+    """One instrument's bars as the store keeps them (``BarBook.changes``/``restore``)."""
+
+    instrument: str
+    day: str  # trading day of the last tick
+    base_volume: int
+    minutes: list[Bar]  # oldest first
+    days: list[Bar]
+    oldest_minute: int = 0  # bars older than these are no longer kept (store: delete them)
+    oldest_day: int = 0
 
 
 class BarBook:
@@ -151,6 +177,7 @@ class BarBook:
         self.max_days = max_days
         self.history = history
         self._series: OrderedDict[str, _Series] = OrderedDict()
+        self._changed: set[str] = set()  # instruments with bars not yet handed to the store
 
     def __len__(self) -> int:
         return len(self._series)
@@ -197,6 +224,15 @@ class BarBook:
             self._series.move_to_end(instrument)
         if stamp < series.last_stamp:
             return  # late (conflated elsewhere, or a second session's copy)
+        self._changed.add(instrument)
+        if series.last_volume < 0:
+            # Restored from the store: what traded while the service was down is not spread
+            # over this one minute (as for a new series).
+            series.last_volume = cum_volume
+            if trading_day and trading_day != series.day:
+                series.base_volume = 0
+                series.day = trading_day
+                series.day_time = day_stamp(trading_day)
         if trading_day and trading_day != series.day:
             if series.day:
                 series.last_volume = 0  # a new trading day: Volume counts from 0 again
@@ -238,10 +274,58 @@ class BarBook:
                         vol,
                     )
                 )
+        self._keep(instrument, series)
+        return series
+
+    def _keep(self, instrument: str, series: _Series) -> None:
         self._series[instrument] = series
         while len(self._series) > self.max_instruments:
-            self._series.popitem(last=False)
-        return series
+            gone, _ = self._series.popitem(last=False)
+            self._changed.discard(gone)
+
+    def changes(self) -> list[Saved]:
+        """The bars changed since the last call, for the store (webctp/_barstore.py): per
+        instrument, every bar from the newest one handed over before (it may have grown) on."""
+        out = []
+        for instrument in self._changed:
+            series = self._series[instrument]
+            minutes = _since(series.minutes, series.saved_minute)
+            days = _since(series.days, series.saved_day)
+            if minutes:
+                series.saved_minute = minutes[-1].time
+            if days:
+                series.saved_day = days[-1].time
+            out.append(
+                Saved(
+                    instrument,
+                    series.day,
+                    series.base_volume,
+                    minutes,
+                    days,
+                    series.minutes[0].time if series.minutes else 0,
+                    series.days[0].time if series.days else 0,
+                )
+            )
+        self._changed.clear()
+        return out
+
+    def restore(self, saved: Iterable[Saved]) -> None:
+        """Put back what the store kept (oldest instrument first); instruments that already
+        have ticks are left as they are. The first live tick of a restored instrument starts
+        its volume count afresh, as for an instrument seen for the first time."""
+        for s in saved:
+            if s.instrument in self._series:
+                continue
+            series = _Series(self.max_minutes, self.max_days)
+            series.minutes.extend(s.minutes)
+            series.days.extend(s.days)
+            series.day = s.day
+            series.day_time = day_stamp(s.day)
+            series.base_volume = s.base_volume
+            series.last_volume = -1  # unknown until the next tick
+            series.saved_minute = s.minutes[-1].time if s.minutes else -1
+            series.saved_day = s.days[-1].time if s.days else -1
+            self._keep(s.instrument, series)
 
     def _update_day(
         self, series: _Series, price: float, delta: int, fields: dict[str, Any]
@@ -284,6 +368,17 @@ class BarBook:
 
 def _copy(b: Bar) -> Bar:
     return Bar(b.time, b.open, b.high, b.low, b.close, b.volume)
+
+
+def _since(bars: deque[Bar], time: int) -> list[Bar]:
+    """Copies of the bars from ``time`` on, oldest first (walked from the newest end)."""
+    out = []
+    for b in reversed(bars):
+        if b.time < time:
+            break
+        out.append(_copy(b))
+    out.reverse()
+    return out
 
 
 def _update(bars: deque[Bar], start: int, price: float, volume: int) -> None:

@@ -129,6 +129,11 @@ class MdConfig:
     release_grace_s: float = 5.0
     """An instrument nobody subscribes any more is unsubscribed upstream after this long (a
     client that comes back meanwhile finds it still flowing)."""
+    bars_path: str = ""
+    """SQLite file keeping the ``GetBars`` history across restarts (webctp/_barstore.py);
+    empty: bars in memory only."""
+    bars_save_interval_s: float = 10.0
+    """Changed bars are written this often (and when the service stops)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +289,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"{where}: server: send_queue >= 1 and max_message_bytes >= 256")
     if cfg.md.release_grace_s < 0:
         raise ConfigError(f"{where}: md.release_grace_s: must not be negative")
+    if not cfg.md.bars_save_interval_s > 0:
+        raise ConfigError(f"{where}: md.bars_save_interval_s: must be positive")
     if cfg.bus.publish and not cfg.bus.url:
         raise ConfigError(f"{where}: bus.publish needs bus.url")
     if cfg.bus.publish and cfg.md.upstream != "shared":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sqlite3
 import ssl
 from dataclasses import dataclass
 from functools import partial
@@ -75,6 +76,42 @@ async def _prune_flow_folders(cfg: Config) -> None:
         await trio.sleep(FLOW_PRUNE_INTERVAL_S)
 
 
+async def _keep_bars(ctx: ServiceContext, *, task_status: trio.TaskStatus[None]) -> None:
+    """``[md] bars_path``: the bar book read back at start-up, then its changes written every
+    ``bars_save_interval_s`` and once more when the service stops (webctp/_barstore.py). A
+    store that fails is logged; the bars stay in memory and the service goes on."""
+    from ._barstore import BarStore
+
+    md = ctx.cfg.md
+    book = ctx.bars
+    try:
+        store = await trio.to_thread.run_sync(BarStore, md.bars_path)
+        saved = await trio.to_thread.run_sync(store.load, book.max_instruments)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("event=bars_store_failed path=%s action=open error=%r", md.bars_path, exc)
+        task_status.started()
+        return
+    book.restore(saved)
+    log.info("event=bars_restored path=%s instruments=%d", md.bars_path, len(saved))
+    task_status.started()
+
+    async def save() -> None:
+        try:
+            await trio.to_thread.run_sync(store.save, book.changes())
+        except (OSError, sqlite3.Error) as exc:
+            log.warning("event=bars_store_failed path=%s action=save error=%r", md.bars_path, exc)
+
+    try:
+        while True:
+            await trio.sleep(md.bars_save_interval_s)
+            await save()
+    finally:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + ctx.cfg.server.close_timeout_s
+            await save()
+            await trio.to_thread.run_sync(store.close)
+
+
 NO_BACKEND = ApiModules("none", ModuleType("no_td"), ModuleType("no_md"))
 """An md edge's backend: it has no CTP API at all."""
 
@@ -122,6 +159,8 @@ async def run_service(
         ctx.bars.history = history_from_rows(partial(generated_history, exchange))
     try:
         async with trio.open_nursery() as nursery:
+            if cfg.md.bars_path and cfg.server.mode != "td":
+                await nursery.start(_keep_bars, ctx)  # before any client can ask GetBars
             host = cfg.server.host
             server = cfg.server
             listener = WsListener(

@@ -20,10 +20,11 @@ import json
 import logging
 import os
 import sqlite3
-import stat
 import sys
 from pathlib import Path
 from typing import Any
+
+from webctp._private import private_dir, private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,31 +71,6 @@ def _dump(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def _private_dir(directory: Path) -> None:
-    """Create ``directory`` (and missing parents) readable by the owner only."""
-    missing = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        if d.parent == d:
-            break
-        d = d.parent
-    for d in reversed(missing):
-        d.mkdir(mode=0o700, exist_ok=True)
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` as 0600, or take group/other permissions off an existing one."""
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            path.chmod(mode & 0o700)
-    else:
-        os.close(fd)
-
-
 def _try_lock(fd: int) -> bool:
     if sys.platform == "win32":
         import msvcrt
@@ -120,7 +96,7 @@ def lock_path(db_path: str) -> Path:
 def _acquire(db_path: str) -> int:
     """Hold ``<db>.lock`` exclusively (released when the fd closes, also by a crash)."""
     path = lock_path(db_path)
-    _private_file(path)
+    private_file(path)
     fd = os.open(path, os.O_RDWR)
     if not _try_lock(fd):
         try:
@@ -150,14 +126,14 @@ class Store:
         self.path = path
         self._lock_fd: int | None = None
         if path != ":memory:":
-            _private_dir(Path(path).resolve().parent)
+            private_dir(Path(path).resolve().parent)
             self._lock_fd = _acquire(path)
             try:
-                _private_file(Path(path))
+                private_file(Path(path))
                 for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode
                     side = Path(path + suffix)
                     if side.exists():
-                        _private_file(side)
+                        private_file(side)
             except BaseException:
                 self._release_lock()
                 raise
