@@ -184,7 +184,8 @@
     const off = OFFSET[(o.CombOffsetFlag || "")[0]] || "";
     const dir = DIRECTION[o.Direction] || "";
     const price = o.OrderPriceType === "1" ? "market" : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
-    return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price}`.replace(/\s+/g, " ").trim();
+    const type = o.TimeCondition === "1" && o.OrderPriceType !== "1" ? orderTypeOf(o) : "";
+    return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price} ${type}`.replace(/\s+/g, " ").trim();
   }
   /** "Buy close today" (English, as the tests and logs use) or "买平今" (Chinese). */
   function sideWords(dir, off) {
@@ -1417,24 +1418,27 @@
     updatePositionHint();
   }
 
-  /** Orders that close aggregated position lines at the opposite best price (a marketable
-   * limit order); SHFE/INE: today's lots with Close today, yesterday's with Close. With
-   * ``reverse`` the same volume is opened on the other side too. */
+  /** Orders that close aggregated position lines now: FAK limit orders at the day's limit price
+   * on the far side (sell at the lower limit, buy at the upper; the exchange's price band where it
+   * publishes one), the way terminals send a "market" close on SHFE/INE, which have no market
+   * orders. Such an order trades at once at the book's own prices, best first, whatever the book
+   * did since the last quote the page saw (a price taken from that quote can be behind the market
+   * by the time the order arrives and would rest instead of closing); what the book cannot take
+   * is cancelled by the exchange, never left resting. SHFE/INE: today's lots with Close today,
+   * yesterday's with Close. With ``reverse`` the same volume is opened on the other side too. */
   function closeOrdersFor(a, reverse) {
     const id = a.InstrumentID;
     const info = instrumentInfo(id);
     const ex = info ? info.ExchangeID : a.ExchangeID;
-    const d = state.ticks.get(id);
     const long = a.PosiDirection !== "3";
     const dir = long ? "1" : "0";
-    const need = a.TodayClosable + a.YdClosable + (reverse ? a.Position : 0);
-    const price = d ? throughBook(d, long ? "Bid" : "Ask", need) : null;
-    if (!validPrice(price)) {
+    const price = sweepPrice(state.ticks.get(id), long ? "sell" : "buy");
+    if (price === null) {
       toast("error", `Not closed: ${id}`, "no quote for it yet (subscribe it first)");
       return [];
     }
     const orders = [];
-    const make = (offset, vol) => { if (vol > 0) orders.push(buildOrder({ id, dir, offset, type: "limit", price, vol })); };
+    const make = (offset, vol) => { if (vol > 0) orders.push(buildOrder({ id, dir, offset, type: "fak", price, vol })); };
     if (CLOSE_TODAY_EXCHANGES.has(ex)) {
       make("3", a.TodayClosable);
       make("1", a.YdClosable);
@@ -1444,26 +1448,19 @@
     if (reverse && orders.length) make("0", a.Position);
     return orders;
   }
-  /** A limit price that fills ``need`` lots against the visible book (the level where the
-   * volume is reached; beyond five levels the day's limit price). It trades at book prices. */
-  function throughBook(d, side, need) {
-    let got = 0;
-    for (let n = 1; n <= 5; n++) {
-      const p = d[`${side}Price${n}`];
-      if (!validPrice(p)) break;
-      got += d[`${side}Volume${n}`] || 0;
-      if (got >= need) return p;
-    }
-    const limit = side === "Bid" ? d.LowerLimitPrice : d.UpperLimitPrice;
-    return validPrice(limit) ? limit : side === "Bid" ? d.BidPrice1 : d.AskPrice1;
+  /** The farthest price an order may carry today: the limit price on its side, or the price band
+   * when the exchange publishes a narrower one. null without a quote of the instrument. */
+  function sweepPrice(d, side) {
+    if (!d) return null;
+    const sell = side === "sell";
+    const limit = sell ? d.LowerLimitPrice : d.UpperLimitPrice;
+    const band = sell ? d.BandingLowerPrice : d.BandingUpperPrice;
+    if (!validPrice(limit)) return null;
+    if (!validPrice(band)) return limit;
+    return sell ? Math.max(limit, band) : Math.min(limit, band);
   }
   function closePositions(list, reverse) {
     if (!td.ready) return;
-    if (!md.ready) {
-      // The prices would come from a stale book.
-      toast("error", "Not sent", "quotes are stale while the md link is down; use the ticket with your own price");
-      return;
-    }
     const orders = list.flatMap((a) => closeOrdersFor(a, reverse));
     placeOrders(orders, reverse ? "reverse" : "close");
   }
@@ -1534,7 +1531,7 @@
         el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: sideWords(o.Direction, (o.CombOffsetFlag || "")[0]) }),
         el("td", { class: "num", text: o.OrderPriceType === "1" ? "market" : fmtPrice(o.LimitPrice, o.InstrumentID) }),
         el("td", { class: "num", "data-field": "filled", text: `${o.VolumeTraded}/${o.VolumeTotalOriginal}` }),
-        el("td", { text: orderTypeOf(o) }),
+        el("td", { "data-field": "type", text: orderTypeOf(o) }),
         el("td", { "data-field": "status" }, el("span", { class: `status ${cls}`, text: words })),
         el("td", { class: `msg${cls === "rejected" ? " bad" : ""}`, "data-field": "message", text: msgText, title: msgText }));
       if (o._local) tr.dataset.local = "true";

@@ -566,17 +566,23 @@ def test_desktop_terminal(desktop: Demo) -> None:
     page.get_by_test_id("tab-orders").click()
     d.quote(cu).click()
     d.tid("ticket-volume").fill("1")
-    d.limits()
-    price.fill(
-        page.locator("[data-testid=depth-price][data-side=ask][data-level='1']").get_attribute(
-            "data-price"
-        )
-        or ""
-    )
+    _, cu_upper, _ = d.limits()
+    # Marketable whatever the market did since the last quote the page saw (a price read from
+    # the depth can be behind the market by the time the order arrives, and rest).
+    price.fill(f"{cu_upper:g}")
     submit.click()
+    expect(d.orders(cu, "0")).to_have_count(1)
     long_cu = d.position(cu, "long")
     expect(long_cu).to_have_attribute("data-position", "1")
     long_cu.get_by_test_id("position-reverse").click()
+    # Both legs are FAK orders at the limit price: filled at once at book prices (or cancelled,
+    # never left resting), so the new rows are final states, not a race with the market.
+    reverse_legs = page.locator(
+        f'[data-testid=order-row][data-instrument="{cu}"][data-direction="1"]'
+    )
+    expect(reverse_legs).to_have_count(2)
+    expect(reverse_legs.locator("[data-field=status]")).to_have_text(["Filled", "Filled"])
+    expect(reverse_legs.locator("[data-field=type]")).to_have_text(["FAK", "FAK"])
     short_cu = d.position(cu, "short")
     expect(short_cu).to_have_attribute("data-position", "1")
     expect(long_cu).to_have_count(0)
