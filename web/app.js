@@ -181,11 +181,10 @@
   }
   function describeOrderFields(o) {
     if (!o) return "";
-    const off = OFFSET[(o.CombOffsetFlag || "")[0]] || "";
-    const dir = DIRECTION[o.Direction] || "";
-    const price = o.OrderPriceType === "1" ? "market" : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
+    const words = sideWords(o.Direction, (o.CombOffsetFlag || "")[0]);
+    const price = o.OrderPriceType === "1" ? T("market_word") : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
     const type = o.TimeCondition === "1" && o.OrderPriceType !== "1" ? orderTypeOf(o) : "";
-    return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price} ${type}`.replace(/\s+/g, " ").trim();
+    return `${words} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price} ${type}`.replace(/\s+/g, " ").trim();
   }
   /** "Buy close today" (English, as the tests and logs use) or "买平今" (Chinese). */
   function sideWords(dir, off) {
@@ -265,7 +264,7 @@
     const t = el("div", { class: `toast ${kind}`, "data-testid": "toast", "data-kind": kind, role: kind === "error" ? "alert" : "status" },
       el("div", { class: "title" }, title, el("span", { class: "repeat" })),
       detail ? el("div", { class: "detail", text: detail }) : null,
-      el("button", { class: "close", type: "button", "aria-label": "Dismiss", text: "×", onclick: () => t.remove() }));
+      el("button", { class: "close", type: "button", "aria-label": T("dismiss"), text: "×", onclick: () => t.remove() }));
     t.dataset.key = key;
     toastBox.append(t); // newest at the bottom
     while (toastBox.childElementCount > TOAST_MAX) toastBox.firstElementChild.remove();
@@ -284,9 +283,11 @@
     t.dataset.timer = String(setTimeout(() => t.remove(), ms));
   }
 
+  /** The page's words for an ErrorID: the gateway's own codes in the page's language; CTP's
+   * codes in English only (under 中文 CTP's own ErrorMsg already says it in Chinese). */
   function errorMeaning(id) {
-    if (id in GATEWAY_ERRORS) return GATEWAY_ERRORS[id];
-    return CTP_ERRORS[id] || "";
+    if (id in GATEWAY_ERRORS) return T(`g_${id}`);
+    return I18N.lang === "en" ? CTP_ERRORS[id] || "" : "";
   }
   /** What the failed frame was about, in words. */
   function actionOf(api, msg, pending) {
@@ -294,23 +295,23 @@
     const key = payloadKey(msg);
     const payload = key ? msg[key] : null;
     if (t === "RspOrderInsert" || t === "ErrRtnOrderInsert") {
-      return "Order rejected: " + (payload ? describeOrderFields(payload) : pending ? pending.label : "");
+      return T("err_order", { what: payload ? describeOrderFields(payload) : pending ? pending.label : "" });
     }
     if (t === "RspOrderAction" || t === "ErrRtnOrderAction") {
       const what = payload ? `${payload.InstrumentID || ""} ${(payload.OrderSysID || payload.OrderRef || "").trim()}` : pending ? pending.label : "";
-      return "Cancel rejected: " + what.trim();
+      return T("err_cancel", { what: what.trim() });
     }
-    if (t === "RspUserLogin" || t === "RspAuthenticate") return `${api} login failed`;
-    if (t === "RspUserLogout") return `${api} logout failed`;
+    if (t === "RspUserLogin" || t === "RspAuthenticate") return T("err_login", { api });
+    if (t === "RspUserLogout") return T("err_logout", { api });
     if (t === "RspSubMarketData" || t === "RspUnSubMarketData") {
       const inst = payload && payload.InstrumentID ? payload.InstrumentID : pending ? pending.label : "";
-      return `${t === "RspSubMarketData" ? "Subscribe" : "Unsubscribe"} ${inst} failed`.replace("  ", " ");
+      return T(t === "RspSubMarketData" ? "err_sub" : "err_unsub", { id: inst }).replace("  ", " ");
     }
-    if (pending && pending.label) return `${pending.label} failed`;
-    if (msg.Request) return `${msg.Request} failed`;
-    if (t.startsWith("RspQry")) return `Query ${t.slice(6)} failed`;
-    if (t === "RspError") return `${api}: the gateway refused a request`;
-    return `${t} failed`;
+    if (pending && pending.label) return T("err_failed", { what: pending.label });
+    if (msg.Request) return T("err_failed", { what: msg.Request });
+    if (t.startsWith("RspQry")) return T("err_query", { what: t.slice(6) });
+    if (t === "RspError") return T("err_refused", { api });
+    return T("err_failed", { what: t });
   }
   function reportError(api, msg, pending, retrying) {
     const info = msg.RspInfo;
@@ -322,34 +323,25 @@
     if (text && text.toLowerCase() !== meaning.toLowerCase()) parts.push(text);
     let detail = `${parts.join(" — ")} (ErrorID ${id})`;
     if (msg.Detail) detail += ` · ${msg.Detail}`;
-    if (retrying) detail += " · trying again";
+    if (retrying) detail += ` · ${T("trying_again")}`;
     toast(retrying ? "warn" : "error", actionOf(api, msg, pending), detail);
   }
 
   // ------------------------------------------------------------------ link state badges
   const linkBadge = { td: $("td-state"), md: $("md-state") };
-  /** Link-state phrases in Chinese (what follows a known beginning, e.g. a reason, stays). */
-  const LINK_ZH = [
-    ["gateway unreachable, retrying in", "网关不可达，"], ["connected, logging in", "已连接，登录中"],
-    ["connecting to the broker", "正在连接经纪商"], ["connecting", "连接中"], ["logging in", "登录中"],
-    ["logged in as", "已登录"], ["receiving quotes", "接收行情中"], ["offline", "离线"],
-    ["broker link down", "经纪商连接中断"], ["broker link back, logging in again", "经纪商连接恢复，重新登录中"],
-    ["broker link up, not logged in", "经纪商已连接，未登录"], ["broker link up", "经纪商已连接"],
-    ["re-logging in", "重新登录中"], ["login failed", "登录失败"], ["disconnected", "已断开"],
-    ["not served", "未提供"],
-  ];
-  function linkWords(text) {
-    if (I18N.lang !== "zh") return text;
-    if (text.startsWith("gateway unreachable")) return text.replace(/^gateway unreachable, retrying in (\d+) s/, (m, n) => T("retrying", { s: n }));
-    for (const [en, zh] of LINK_ZH) if (text.startsWith(en)) return zh + text.slice(en.length);
-    return text;
+  function linkText(b) {
+    return `${b.dataset.api}: ${T(b.dataset.key || "ls_offline", JSON.parse(b.dataset.vars || "{}"))}`;
   }
-  function setLinkState(api, stateName, text) {
+  /** The badge of a link: its state name (data-state) and words (a dictionary key and its
+   * variables; a reason or detail from the gateway is inserted as sent). */
+  function setLinkState(api, stateName, key, vars) {
     const b = linkBadge[api];
     const changed = b.dataset.state !== stateName;
     b.dataset.state = stateName;
-    b.dataset.text = text;
-    b.textContent = `${api}: ${linkWords(text)}`;
+    b.dataset.api = api;
+    b.dataset.key = key;
+    b.dataset.vars = JSON.stringify(vars || {});
+    b.textContent = linkText(b);
     b.title = b.textContent;
     if (changed) {
       if (stateName === "ready") staleSince[api] = null;
@@ -376,7 +368,7 @@
       node.dataset.stale = stale ? "true" : "false";
       const since = apis.map((a) => (down[a] ? staleSince[a] : null)).filter(Boolean)[0];
       for (const badge of node.querySelectorAll(".stale-badge")) {
-        badge.title = since ? `since ${since}` : "";
+        badge.title = since ? T("stale_since", { t: since }) : "";
       }
     }
   }
@@ -407,12 +399,12 @@
     open() {
       clearTimeout(this.retryTimer);
       clearInterval(this.countdownTimer);
-      setLinkState(this.api, "connecting", "connecting…");
+      setLinkState(this.api, "connecting", "ls_connecting");
       let ws;
       try {
         ws = new WebSocket(this.url);
       } catch (e) {
-        toast("error", `${this.api}: cannot open ${this.url}`, String(e));
+        toast("error", T("m_cannot_open", { api: this.api, url: this.url }), String(e));
         this.scheduleReconnect();
         return;
       }
@@ -420,8 +412,8 @@
       ws.onopen = () => {
         if (ws !== this.ws) return;
         this.retryDelay = 1000;
-        setLinkState(this.api, "connected", "connected, logging in…");
-        log("", `${this.api}: socket open ${this.url}`);
+        setLinkState(this.api, "connected", "ls_connected_login");
+        log("", T("m_socket_open", { api: this.api, url: this.url }));
         onLinkOpen(this);
       };
       ws.onmessage = (ev) => {
@@ -430,11 +422,11 @@
         try {
           msg = JSON.parse(ev.data);
         } catch (e) {
-          toast("error", `${this.api}: unreadable frame from the gateway`, String(ev.data).slice(0, 200));
+          toast("error", T("m_unreadable", { api: this.api }), String(ev.data).slice(0, 200));
           return;
         }
         if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
-          toast("error", `${this.api}: unexpected frame from the gateway`, String(ev.data).slice(0, 200));
+          toast("error", T("m_unexpected", { api: this.api }), String(ev.data).slice(0, 200));
           return;
         }
         this.dispatch(msg);
@@ -445,10 +437,10 @@
         const why = `socket closed (code ${ev.code}${ev.reason ? ", " + ev.reason : ""})`;
         this.down(why);
         if (this.wanted) {
-          toast("warn", `${this.api}: connection to the gateway lost`, `${why}; reconnecting`);
+          toast("warn", T("m_conn_lost", { api: this.api }), T("m_conn_lost_d", { code: ev.code, reason: ev.reason ? ", " + ev.reason : "" }));
           this.scheduleReconnect();
         } else {
-          setLinkState(this.api, "offline", "offline");
+          setLinkState(this.api, "offline", "ls_offline");
         }
       };
       ws.onerror = () => { /* a close event with the code follows */ };
@@ -459,7 +451,7 @@
       const at = Date.now() + delay;
       const show = () => {
         const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-        setLinkState(this.api, "disconnected", `gateway unreachable, retrying in ${left} s`);
+        setLinkState(this.api, "disconnected", "retrying", { s: left });
         linkBadge[this.api].dataset.retry = String(left);
       };
       show();
@@ -479,7 +471,7 @@
       this.ws = null;
       if (ws) ws.close(1000, "logout");
       this.down("closed");
-      setLinkState(this.api, "offline", "offline");
+      setLinkState(this.api, "offline", "ls_offline");
     }
     /** The socket is gone: every outstanding request is finished with an error. */
     down(reason) {
@@ -503,7 +495,7 @@
     /** Send one frame; returns its RequestID (null when the socket is not open). */
     send(frame, label, extra) {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", `${label || frame.MsgType} not sent`, `${this.api} is not connected to the gateway`);
+        toast("error", T("m_not_sent", { what: label || frame.MsgType }), T("m_not_connected", { api: this.api }));
         return null;
       }
       const id = this.nextId++;
@@ -522,7 +514,7 @@
     /** Send a raw text frame from the console (RequestID added when missing). */
     sendRaw(text) {
       if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", "Console: not sent", `${this.api} is not connected to the gateway`);
+        toast("error", T("m_console_not_sent"), T("m_not_connected", { api: this.api }));
         return;
       }
       let obj = null;
@@ -536,7 +528,7 @@
       this.ws.send(text);
       log("", `${this.api} ⇢ ${text.slice(0, 400)}`);
       if (typeof id === "number") {
-        const p = { label: `Console ${obj.MsgType || "request"}`, rows: [], console: true };
+        const p = { label: T("q_console", { what: obj.MsgType || "request" }), rows: [], console: true };
         p.timer = setTimeout(() => this.pending.delete(id), 60000);
         this.pending.set(id, p);
       }
@@ -586,7 +578,7 @@
       p.timer = setTimeout(() => {
         if (!this.pending.has(id)) return;
         this.pending.delete(id);
-        toast("error", `${item.label} failed`, `no answer within ${QUERY_TIMEOUT_MS / 1000} s`);
+        toast("error", T("err_failed", { what: item.label }), T("m_no_answer", { s: QUERY_TIMEOUT_MS / 1000 }));
         finish({ ok: false, rows: [], error: { ErrorID: -408, ErrorMsg: "timeout" } });
       }, QUERY_TIMEOUT_MS);
     }
@@ -627,7 +619,7 @@
     }
     const current = td.inFlight ? td.inFlight.label : td.queue[0].label;
     const more = pending - 1;
-    node.textContent = `${td.ready ? "querying" : "waiting for login"}: ${current}${more ? ` (+${more} queued)` : ""}`;
+    node.textContent = T(td.ready ? "querying" : "waiting_login", { what: current }) + (more ? T("queued_more", { n: more }) : "");
   }
 
   // ------------------------------------------------------------------ login / logout
@@ -635,8 +627,8 @@
     const c = state.creds;
     if (!c) return;
     const payload = { UserID: c.UserID, Password: c.Password };
-    link.loginId = link.send({ MsgType: "ReqUserLogin", ReqUserLogin: payload }, `${link.api} login`);
-    setLinkState(link.api, "connected", "logging in…");
+    link.loginId = link.send({ MsgType: "ReqUserLogin", ReqUserLogin: payload }, T("q_login", { api: link.api }));
+    setLinkState(link.api, "connected", "ls_logging_in");
   }
   function onLinkOpen(link) {
     if (state.creds) sendLogin(link);
@@ -653,11 +645,11 @@
     const UserID = $("login-user").value.trim();
     const Password = $("login-password").value;
     if (!UserID) {
-      toast("error", "Login not sent", "enter a UserID");
+      toast("error", T("m_login_not_sent"), T("m_enter_user"));
       return;
     }
     if (!state.endpoints) {
-      toast("error", "Login not sent", "the gateway's endpoints are not known yet (GET /api/endpoints failed)");
+      toast("error", T("m_login_not_sent"), T("m_no_endpoints"));
       return;
     }
     state.creds = { UserID, Password };
@@ -683,11 +675,11 @@
       md.close();
       state.creds = null;
       resetSession();
-      log("", "logged out");
+      log("", T("m_logged_out"));
     };
     if (td.ready && state.login) {
       const id = td.send({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: state.login.BrokerID, UserID: state.login.UserID } },
-        "Logout", { done: finish });
+        T("q_logout"), { done: finish });
       if (id === null) finish();
       else setTimeout(finish, 3000);
     } else {
@@ -725,7 +717,7 @@
     const err = errorOf(msg);
     const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
     if (err || !info) {
-      setLinkState("td", "login_failed", `login failed: ${err ? err.ErrorMsg : "no login data"}`);
+      setLinkState("td", "login_failed", "ls_login_failed", { detail: `: ${err ? err.ErrorMsg : T("m_no_login_data")}` });
       $("login-button").disabled = false;
       if (!state.login) {
         // A first login that failed: drop the sockets' credentials, the user retries.
@@ -736,36 +728,44 @@
     }
     const first = !state.login;
     state.login = info;
-    dismissToasts("td login failed");
+    dismissToasts(T("err_login", { api: "td" }));
     td.ready = true;
-    setLinkState("td", "ready", `logged in as ${info.UserID}`);
+    setLinkState("td", "ready", "ls_logged_in", { user: info.UserID });
     $("login-form").hidden = true;
     $("session-bar").hidden = false;
     $("login-button").disabled = false;
-    $("session-info").textContent =
-      `${info.UserID} · broker ${info.BrokerID} · trading day ${info.TradingDay} · front ${info.FrontID} · session ${info.SessionID}`;
-    $("session-info").title = `${$("session-info").textContent}${info.SystemName ? ` · system ${info.SystemName}` : ""} · login ${info.LoginTime || ""}`;
+    renderSessionInfo();
 
-    if (!solicited) toast("info", "td logged in again", `new session: front ${info.FrontID}, session ${info.SessionID}`);
-    else if (first) log("", `td logged in: ${info.UserID}, trading day ${info.TradingDay}`);
+    if (!solicited) toast("info", T("m_td_again"), T("m_td_again_d", { front: info.FrontID, session: info.SessionID }));
+    else if (first) log("", T("m_td_logged_in", { user: info.UserID, day: info.TradingDay }));
     td.pump();
     refreshAll();
     updateTicketEnabled();
   }
 
+  function renderSessionInfo() {
+    const info = state.login;
+    const node = $("session-info");
+    if (!info) return;
+    node.textContent = T("session_line", { user: info.UserID, broker: info.BrokerID, day: info.TradingDay,
+      front: info.FrontID, session: info.SessionID });
+    node.title = node.textContent + (info.SystemName ? T("session_system", { name: info.SystemName }) : "")
+      + T("session_login", { time: info.LoginTime || "" });
+  }
+
   function onMdLogin(msg) {
     const err = errorOf(msg);
     if (err) {
-      setLinkState("md", "login_failed", `login failed: ${err.ErrorMsg}`);
+      setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${err.ErrorMsg}` });
       return;
     }
     const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
     md.ready = true;
     md.everReady = true;
-    setLinkState("md", "ready", "receiving quotes");
+    setLinkState("md", "ready", "ls_quotes");
     if (!solicited) {
       // The gateway re-logged in by itself and re-subscribed what we had.
-      toast("info", "md logged in again", "the gateway re-subscribed the instruments");
+      toast("info", T("m_md_again"), T("m_md_again_d"));
       return;
     }
     // A new socket: (re)subscribe what the table shows, or what this user had last time.
@@ -786,18 +786,18 @@
     switch (msg.MsgType) {
       case "FrontConnected":
         if (link.ready || (api === "td" && state.login)) {
-          setLinkState(api, "relogging", "broker link back, logging in again…");
+          setLinkState(api, "relogging", "ls_relogging_back");
         } else {
-          setLinkState(api, "connected", "broker link up");
+          setLinkState(api, "connected", "ls_broker_up");
         }
-        log("", `${api}: broker front connected`);
+        log("", T("m_front_connected", { api }));
         return;
       case "FrontDisconnected": {
         const d = msg.FrontDisconnected || {};
-        const reason = `${d.Description || (msg.RspInfo && msg.RspInfo.ErrorMsg) || "reason unknown"}${d.Hex ? ` (${d.Hex})` : ""}`;
+        const reason = `${d.Description || (msg.RspInfo && msg.RspInfo.ErrorMsg) || T("m_reason_unknown")}${d.Hex ? ` (${d.Hex})` : ""}`;
         link.ready = false;
-        setLinkState(api, "disconnected", `broker link down: ${reason}`);
-        toast("warn", `${api}: link to the broker lost`, `${reason}; the gateway reconnects and logs in again by itself`);
+        setLinkState(api, "disconnected", "ls_broker_down", { reason });
+        toast("warn", T("m_broker_lost", { api }), T("m_broker_lost_d", { reason }));
         return;
       }
       case "SessionState": {
@@ -805,31 +805,33 @@
         const detail = s.Detail ? `: ${s.Detail}` : "";
         if (s.State === "ready") {
           // The login frame that follows carries the session details.
-          setLinkState(api, "ready", api === "md" ? "receiving quotes" : state.login ? `logged in as ${state.login.UserID}` : "ready");
+          if (api === "md") setLinkState(api, "ready", "ls_quotes");
+          else if (state.login) setLinkState(api, "ready", "ls_logged_in", { user: state.login.UserID });
+          else setLinkState(api, "ready", "ls_ready");
         } else if (s.State === "disconnected") {
           link.ready = false;
-          setLinkState(api, "disconnected", `disconnected${detail}`);
+          setLinkState(api, "disconnected", "ls_disconnected", { detail });
         } else if (s.State === "relogging") {
           link.ready = false;
-          setLinkState(api, "relogging", `re-logging in${detail}`);
+          setLinkState(api, "relogging", "ls_relogging", { detail });
         } else if (s.State === "login_failed") {
           link.ready = false;
-          setLinkState(api, "login_failed", `login failed${detail}`);
+          setLinkState(api, "login_failed", "ls_login_failed", { detail });
           // A failed first login is reported by its RspUserLogin; this is the gateway's own retry.
           if (api === "td" ? state.login : link.everReady) {
-            toast("error", `${api}: automatic re-login failed`, s.Detail || "log in again");
+            toast("error", T("m_relogin_failed", { api }), s.Detail || T("m_log_in_again"));
           }
         } else if (s.State === "logging_in") {
-          setLinkState(api, "connected", `logging in${detail}`);
+          setLinkState(api, "connected", "ls_logging_in_d", { detail });
         } else if (s.State === "connecting" || s.State === "new") {
-          setLinkState(api, "connecting", `connecting to the broker${detail}`);
+          setLinkState(api, "connecting", "ls_connecting_broker", { detail });
         } else if (s.State === "connected") {
           link.ready = false;
-          setLinkState(api, "connected", `broker link up, not logged in${detail}`);
+          setLinkState(api, "connected", "ls_up_not_logged", { detail });
         } else {
-          setLinkState(api, String(s.State || "unknown"), `${s.State}${detail}`);
+          setLinkState(api, String(s.State || "unknown"), "ls_other", { state: s.State, detail });
         }
-        log("", `${api}: session ${s.State}${detail}`);
+        log("", T("m_session", { api, state: s.State, detail }));
         return;
       }
       case "RspUserLogin":
@@ -857,7 +859,7 @@
         state.cancelPending.clear();
         if (errorOf(msg) && state.replacing.size) {
           state.replacing.clear();
-          toast("warn", "Modify abandoned", "the cancel was refused, so no replacement was sent");
+          toast("warn", T("m_modify_abandoned"), T("m_modify_abandoned_d"));
         }
         scheduleRender();
         return;
@@ -874,16 +876,16 @@
         return;
       case "RtnInstrumentStatus": {
         const s = msg.InstrumentStatus || {};
-        log("", `${s.ExchangeID || ""} ${s.InstrumentID || ""}: ${INSTRUMENT_STATUS[s.InstrumentStatus] || s.InstrumentStatus}`);
+        log("", `${s.ExchangeID || ""} ${s.InstrumentID || ""}: ${INSTRUMENT_STATUS[s.InstrumentStatus] ? T(`is_${s.InstrumentStatus}`) : s.InstrumentStatus}`);
         return;
       }
       case "RtnTradingNotice": {
         const n = msg.TradingNoticeInfo || {};
-        toast("info", "Trading notice", n.FieldContent || JSON.stringify(n));
+        toast("info", T("m_notice"), n.FieldContent || JSON.stringify(n));
         return;
       }
       case "HeartBeatWarning":
-        log("warn", `${api}: heartbeat warning ${JSON.stringify(msg.HeartBeatWarning || {})}`);
+        log("warn", T("m_heartbeat", { api, what: JSON.stringify(msg.HeartBeatWarning || {}) }));
         return;
       default:
         if (!pending || !pending.console) log("", `${api} ⇠ ${JSON.stringify(msg).slice(0, 300)}`);
@@ -903,18 +905,18 @@
     await Promise.all(jobs);
   }
   async function loadInstruments() {
-    const res = await td.query("ReqQryInstrument", "QryInstrument", {}, "Instrument list");
+    const res = await td.query("ReqQryInstrument", "QryInstrument", {}, T("q_instruments"));
     if (!res.ok) return;
     for (const i of res.rows) state.instruments.set(i.InstrumentID, i);
     state.instrumentsLoaded = true;
-    log("", `instrument list: ${res.rows.length} instruments`);
+    log("", T("m_instruments", { n: res.rows.length }));
     renderInstrumentOptions();
     renderInstruments();
     refreshQuoteNames();
     onTicketInstrumentChange(false);
   }
   async function refreshAccount() {
-    const res = await td.query("ReqQryTradingAccount", "QryTradingAccount", investorFilter(), "Account query");
+    const res = await td.query("ReqQryTradingAccount", "QryTradingAccount", investorFilter(), T("q_account"));
     if (!res.ok) return;
     if (res.rows.length) {
       state.account = res.rows[0];
@@ -923,7 +925,7 @@
     renderAccount();
   }
   async function refreshPositions() {
-    const res = await td.query("ReqQryInvestorPosition", "QryInvestorPosition", investorFilter(), "Position query");
+    const res = await td.query("ReqQryInvestorPosition", "QryInvestorPosition", investorFilter(), T("q_positions"));
     if (!res.ok) return;
     state.positionRows = res.rows;
     const wanted = [];
@@ -938,18 +940,18 @@
     scheduleRender();
   }
   async function refreshOrders() {
-    const res = await td.query("ReqQryOrder", "QryOrder", investorFilter(), "Order query");
+    const res = await td.query("ReqQryOrder", "QryOrder", investorFilter(), T("q_orders"));
     if (!res.ok) return;
     for (const o of res.rows) upsertOrder(o, false);
   }
   async function refreshTrades() {
-    const res = await td.query("ReqQryTrade", "QryTrade", investorFilter(), "Trade query");
+    const res = await td.query("ReqQryTrade", "QryTrade", investorFilter(), T("q_trades"));
     if (!res.ok) return;
     for (const t of res.rows) upsertTrade(t, false);
   }
   async function queryDepth(id) {
     if (!td.ready) return;
-    const res = await td.query("ReqQryDepthMarketData", "QryDepthMarketData", { InstrumentID: id }, `Quote query ${id}`);
+    const res = await td.query("ReqQryDepthMarketData", "QryDepthMarketData", { InstrumentID: id }, T("q_depth", { id }));
     if (!res.ok) return;
     for (const d of res.rows) {
       if (d.InstrumentID === id && !state.ticks.has(id)) state.ticks.set(id, d);
@@ -1008,13 +1010,13 @@
       const next = state.replacing.get(key);
       state.replacing.delete(key);
       if (o.OrderStatus === "5") sendOrder(next, "modify");
-      else toast("warn", "Not modified", `${describeOrderFields(o)} finished (${statusWords(o)}) before it could be cancelled`);
+      else toast("warn", T("m_not_modified"), T("m_finished_first", { what: describeOrderFields(o), status: statusWords(o) }));
     }
     if (push) {
       const rejected = o.OrderStatus === "5" && o.OrderSubmitStatus === "4";
       const wasRejected = old && old.OrderStatus === "5" && old.OrderSubmitStatus === "4";
       if (rejected && !wasRejected) {
-        toast("error", `Order rejected: ${describeOrderFields(o)}`, o.StatusMsg || "rejected by the exchange");
+        toast("error", T("err_order", { what: describeOrderFields(o) }), o.StatusMsg || T("m_rejected_by_exchange"));
       }
       scheduleRefresh();
     }
@@ -1026,7 +1028,7 @@
     t._seq = old ? old._seq : ++state.seq;
     state.trades.set(key, t);
     if (push && !old) {
-      toast("info", `Filled: ${DIRECTION[t.Direction]} ${(OFFSET[t.OffsetFlag] || "").toLowerCase()} ${t.Volume} ${t.InstrumentID} @ ${fmtPrice(t.Price, t.InstrumentID)}`);
+      toast("info", T("m_filled", { what: `${sideWords(t.Direction, t.OffsetFlag)} ${t.Volume} ${t.InstrumentID} @ ${fmtPrice(t.Price, t.InstrumentID)}` }));
       scheduleRefresh();
     }
     scheduleRender();
@@ -1046,7 +1048,7 @@
       action.SessionID = o.SessionID;
       action.OrderRef = o.OrderRef;
     }
-    const label = `Cancel ${o.InstrumentID} ${(o.OrderSysID || o.OrderRef || "").trim()}`;
+    const label = T("q_cancel", { what: `${o.InstrumentID} ${(o.OrderSysID || o.OrderRef || "").trim()}` });
     if (td.send({ MsgType: "ReqOrderAction", InputOrderAction: action }, label) !== null) {
       state.cancelPending.add(key);
       scheduleRender();
@@ -1087,11 +1089,11 @@
           if (row) row.tr.dataset.subscribed = "true";
         }
       }
-      if (!err && id) log("", `subscribed ${id}`);
+      if (!err && id) log("", T("m_subscribed", { id }));
     } else if (!err && id) {
       state.subscribed.delete(id);
       removeQuoteRow(id);
-      log("", `unsubscribed ${id}`);
+      log("", T("m_unsubscribed", { id }));
     }
     saveSubs();
   }
@@ -1259,11 +1261,11 @@
     const id = $("sub-input").value.trim();
     if (!id) return;
     if (!md.ready) {
-      toast("error", `Subscribe ${id} not sent`, "md is not logged in");
+      toast("error", T("m_sub_not_sent", { id }), T("m_md_not_logged_in"));
       return;
     }
     if (state.instrumentsLoaded && !state.instruments.has(id)) {
-      toast("warn", `Subscribing ${id}`, "this instrument is not in the broker's instrument list; it will not tick");
+      toast("warn", T("m_subscribing", { id }), T("m_not_listed"));
     }
     subscribe([id]);
     selectInstrument(id);
@@ -1295,16 +1297,16 @@
     const frag = document.createDocumentFragment();
     for (const i of hits.slice(0, INST_SHOWN)) {
       const subscribed = state.quoteRows.has(i.InstrumentID);
-      const btn = el("button", { type: "button", class: "btn small", "data-testid": "instrument-subscribe", text: subscribed ? "Subscribed" : "Subscribe", disabled: subscribed });
+      const btn = el("button", { type: "button", class: "btn small", "data-testid": "instrument-subscribe", text: T(subscribed ? "btn_subscribed" : "btn_subscribe"), disabled: subscribed });
       btn.addEventListener("click", (ev) => {
         ev.stopPropagation();
         if (!md.ready) {
-          toast("error", `Subscribe ${i.InstrumentID} not sent`, "md is not logged in");
+          toast("error", T("m_sub_not_sent", { id: i.InstrumentID }), T("m_md_not_logged_in"));
           return;
         }
         subscribe([i.InstrumentID]);
         selectInstrument(i.InstrumentID);
-        btn.textContent = "Subscribed";
+        btn.textContent = T("btn_subscribed");
         btn.disabled = true;
       });
       const tr = el("tr", { "data-testid": "instrument-row", "data-instrument": i.InstrumentID },
@@ -1321,8 +1323,8 @@
     }
     body.append(frag);
     $("inst-search-info").textContent = state.instrumentsLoaded
-      ? `${hits.length} of ${all.length}${hits.length > INST_SHOWN ? `, first ${INST_SHOWN} shown` : ""}`
-      : "loaded after login";
+      ? T("i_hits", { n: hits.length, all: all.length }) + (hits.length > INST_SHOWN ? T("i_first", { n: INST_SHOWN }) : "")
+      : T("i_after_login");
   }
   let searchTimer = 0;
   $("inst-search").addEventListener("input", () => {
@@ -1398,7 +1400,7 @@
         el("td", { class: "num", "data-field": "closable", text: fmtInt(closable) }),
         el("td", { class: "num", "data-field": "avg", text: isFinite(avg) ? avg.toFixed(priceDecimals(a.InstrumentID) + 1) : "—" }),
         el("td", { class: `num ${signClass(pnl)}`, "data-field": "pnl", text: fmtMoney(pnl),
-          title: last === null ? "as last queried (no quote)" : `at last price ${fmtPrice(last, a.InstrumentID)}` }),
+          title: last === null ? T("pnl_queried") : T("pnl_at_last", { p: fmtPrice(last, a.InstrumentID) }) }),
         el("td", { class: "num", "data-field": "margin", text: fmtMoney(a.UseMargin) }),
         el("td", null, el("div", { class: "actions-cell" }, closeBtn, revBtn)));
       tr.addEventListener("click", () => {
@@ -1434,7 +1436,7 @@
     const dir = long ? "1" : "0";
     const price = sweepPrice(state.ticks.get(id), long ? "sell" : "buy");
     if (price === null) {
-      toast("error", `Not closed: ${id}`, "no quote for it yet (subscribe it first)");
+      toast("error", T("m_not_closed", { id }), T("m_no_quote"));
       return [];
     }
     const orders = [];
@@ -1531,7 +1533,7 @@
         el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: sideWords(o.Direction, (o.CombOffsetFlag || "")[0]) }),
         el("td", { class: "num", text: o.OrderPriceType === "1" ? "market" : fmtPrice(o.LimitPrice, o.InstrumentID) }),
         el("td", { class: "num", "data-field": "filled", text: `${o.VolumeTraded}/${o.VolumeTotalOriginal}` }),
-        el("td", { "data-field": "type", text: orderTypeOf(o) }),
+        el("td", { "data-field": "type", text: T(`ot_${orderTypeOf(o)}`) }),
         el("td", { "data-field": "status" }, el("span", { class: `status ${cls}`, text: words })),
         el("td", { class: `msg${cls === "rejected" ? " bad" : ""}`, "data-field": "message", text: msgText, title: msgText }));
       if (o._local) tr.dataset.local = "true";
@@ -1566,7 +1568,7 @@
   $("cancel-all").addEventListener("click", async () => {
     const keys = [...state.orders.entries()].filter(([k, o]) => WORKING.has(o.OrderStatus) && !state.cancelPending.has(k)).map(([k]) => k);
     if (!keys.length) return;
-    if (!(await confirmOrders(keys.map((k) => `cancel ${describeOrderFields(state.orders.get(k))}`)))) return;
+    if (!(await confirmOrders(keys.map((k) => T("c_cancel", { what: describeOrderFields(state.orders.get(k)) }))))) return;
     for (const k of keys) cancelOrder(k);
   });
 
@@ -1643,8 +1645,17 @@
     b.setAttribute("aria-label", T("lang_switch_label"));
     b.lang = lang === "zh" ? "en" : "zh";
     updateTicketSummary();
+    ticketInstrumentWords();
+    renderSessionInfo();
+    renderBackendInfo();
+    updateTicketLimits();
+    updatePositionHint();
+    if (state.instrumentsLoaded) renderInstruments();
     describeChart();
-    for (const [api, b] of Object.entries(linkBadge)) b.textContent = `${api}: ${linkWords(b.dataset.text || "offline")}`;
+    for (const [api, b] of Object.entries(linkBadge)) {
+      b.dataset.api = api;
+      b.textContent = b.title = linkText(b);
+    }
     for (const row of state.quoteRows.values()) updatePxTitles(row);
     renderDepth();
     scheduleRender();
@@ -1743,7 +1754,7 @@
     const key = `${id}|${chart.period}`;
     if (chart.loading === key) return;
     chart.loading = key;
-    md.send({ MsgType: "GetBars", InstrumentID: id, Period: chart.period, Count: 1000 }, `Bars ${id}`, {
+    md.send({ MsgType: "GetBars", InstrumentID: id, Period: chart.period, Count: 1000 }, T("q_bars", { id }), {
       done: (res) => {
         if (chart.loading === key) chart.loading = null;
         if (!res.ok || `${chart.instrument}|${chart.period}` !== key) return;
@@ -1976,16 +1987,13 @@
     const id = ticketInstrument();
     const info = instrumentInfo(id);
     const ex = info ? info.ExchangeID : "";
-    $("ticket-exchange").textContent = info ? `${ex}${info.InstrumentName ? " · " + info.InstrumentName : ""} · ×${info.VolumeMultiple}` : id ? "unknown instrument" : "";
     const closeToday = CLOSE_TODAY_EXCHANGES.has(ex);
     $("ticket-closetoday-item").hidden = !closeToday;
-    $("ticket-close-text").textContent = closeToday ? "Close yd" : "Close";
-    $("ticket-close").parentElement.title = closeToday ? `${ex}: Close closes yesterday's lots; use Close today for today's` : "";
     if (!closeToday && ticketOffset() === "3") setTicketOffset("1");
     const market = $("ticket-type-market");
     market.disabled = NO_MARKET_EXCHANGES.has(ex);
-    market.textContent = market.disabled ? `Market (not on ${ex})` : "Market (IOC)";
     if (market.disabled && ticket.type.value === "market") ticket.type.value = "limit";
+    ticketInstrumentWords();
     const d = state.ticks.get(id);
     if (fillPrice && d) {
       const p = validPrice(d.LastPrice) ? d.LastPrice : d.PreSettlementPrice;
@@ -1996,6 +2004,20 @@
     updatePositionHint();
     updateTicketType();
   }
+  /** The ticket's words that depend on the instrument (again after a language switch). */
+  function ticketInstrumentWords() {
+    const id = ticketInstrument();
+    const info = instrumentInfo(id);
+    const ex = info ? info.ExchangeID : "";
+    $("ticket-exchange").textContent = info ? `${ex}${info.InstrumentName ? " · " + info.InstrumentName : ""} · ×${info.VolumeMultiple}` : id ? T("t_unknown") : "";
+    const closeToday = CLOSE_TODAY_EXCHANGES.has(ex);
+    const closeText = $("ticket-close-text");
+    closeText.dataset.i18n = closeToday ? "close_yd" : "close_off";
+    closeText.textContent = T(closeText.dataset.i18n);
+    $("ticket-close").parentElement.title = closeToday ? T("t_close_yd_hint", { ex }) : "";
+    const market = $("ticket-type-market");
+    market.textContent = market.disabled ? T("t_market_not_on", { ex }) : T("type_market");
+  }
   function updateTicketLimits() {
     const b = ticketBounds();
     const node = $("ticket-limits");
@@ -2004,11 +2026,11 @@
     node.dataset.upper = b.upper === null ? "" : String(b.upper);
     ticket.price.step = b.tick ? String(b.tick) : "any";
     if (!b.info) {
-      node.textContent = b.id ? "not in the instrument list" : "";
+      node.textContent = b.id ? T("t_not_listed") : "";
     } else {
       const dec = decimalsOf(b.tick);
-      const limits = b.lower !== null && b.upper !== null ? `limits ${b.lower.toFixed(dec)} – ${b.upper.toFixed(dec)} · ` : "";
-      node.textContent = `${limits}tick ${Number(b.tick.toPrecision(10))}`;
+      const limits = b.lower !== null && b.upper !== null ? `${T("t_limits", { lo: b.lower.toFixed(dec), hi: b.upper.toFixed(dec) })} · ` : "";
+      node.textContent = `${limits}${T("t_tick", { tick: Number(b.tick.toPrecision(10)) })}`;
     }
     validateTicketPrice();
   }
@@ -2017,7 +2039,8 @@
     const node = $("ticket-position-hint");
     if (!id || !state.login) { node.textContent = ""; return; }
     const rows = aggregatePositions().filter((a) => a.InstrumentID === id);
-    const parts = rows.map((a) => `${POSI_DIRECTION[a.PosiDirection]} ${a.Position} (today ${a.Today}, yd ${a.Position - a.Today})`);
+    const parts = rows.map((a) => T("t_holding_line", { side: T(a.PosiDirection === "3" ? "short" : a.PosiDirection === "2" ? "long" : "net"),
+      n: a.Position, today: a.Today, yd: a.Position - a.Today }));
     node.textContent = parts.length ? `${T("holding")}: ${parts.join(" · ")}` : T("no_position");
   }
   function updateTicketType() {
@@ -2048,10 +2071,10 @@
     if (ticket.type.value === "market") return "";
     const b = ticketBounds();
     const p = parseFloat(ticket.price.value);
-    if (!isFinite(p) || p <= 0) return "enter a price";
-    if (b.tick && !onTick(p, b.tick)) return `price ${p} is not a multiple of the tick ${Number(b.tick.toPrecision(10))}`;
-    if (b.upper !== null && p > b.upper + 1e-9) return `price ${p} is above the upper limit ${b.upper}`;
-    if (b.lower !== null && p < b.lower - 1e-9) return `price ${p} is below the lower limit ${b.lower}`;
+    if (!isFinite(p) || p <= 0) return T("p_enter_price");
+    if (b.tick && !onTick(p, b.tick)) return T("p_not_on_tick", { p, tick: Number(b.tick.toPrecision(10)) });
+    if (b.upper !== null && p > b.upper + 1e-9) return T("p_above", { p, limit: b.upper });
+    if (b.lower !== null && p < b.lower - 1e-9) return T("p_below", { p, limit: b.lower });
     return "";
   }
   function validateTicketPrice() {
@@ -2081,8 +2104,8 @@
     ticket.submit.classList.toggle("sell", side === "1");
     const id = ticketInstrument();
     const type = ticket.type.value;
-    const price = type === "market" ? "at market" : `@ ${ticket.price.value || "?"}`;
-    const typeText = { limit: "limit, good for the day", market: "market, immediate or cancel", fak: "fill and kill", fok: "fill or kill" }[type];
+    const price = type === "market" ? T("t_at_market") : `@ ${ticket.price.value || "?"}`;
+    const typeText = T(`t_kind_${type}`);
     $("ticket-summary").textContent = id ? `${words} ${ticket.volume.value || "?"} ${id} ${price} (${typeText})` : "";
   }
   function updateTicketEnabled() {
@@ -2180,7 +2203,7 @@
   function sendOrder(order, why) {
     const label = describeOrderFields(order);
     const reqId = td.send({ MsgType: "ReqOrderInsert", InputOrder: order }, label, { order });
-    if (reqId !== null) log("", `order sent${why ? ` (${why})` : ""}: ${label} (RequestID ${reqId})`);
+    if (reqId !== null) log("", T("m_order_sent", { why: T(`why_${why}`), what: label, rid: reqId }));
     return reqId;
   }
   /** Send a list of orders (one user action), after the optional confirmation. */
@@ -2198,15 +2221,15 @@
     const id = ticketInstrument();
     const b = ticketBounds();
     const problems = [];
-    if (!td.ready || !state.login) problems.push("td is not logged in");
-    if (!id) problems.push("enter an instrument");
-    else if (!b.info && state.instrumentsLoaded) problems.push(`${id} is not in the instrument list`);
+    if (!td.ready || !state.login) problems.push(T("p_td_not_logged_in"));
+    if (!id) problems.push(T("p_enter_instrument"));
+    else if (!b.info && state.instrumentsLoaded) problems.push(T("p_not_listed", { id }));
     const priceErr = priceProblem();
     if (priceErr) problems.push(priceErr);
     const vol = ticketVolume();
-    if (!(vol >= 1)) problems.push("volume must be a whole number of lots, at least 1");
+    if (!(vol >= 1)) problems.push(T("p_volume"));
     const maxVol = b.info ? (ticket.type.value === "market" ? b.info.MaxMarketOrderVolume : b.info.MaxLimitOrderVolume) : 0;
-    if (maxVol && vol > maxVol) problems.push(`volume ${vol} is above the exchange's maximum of ${maxVol} lots per order`);
+    if (maxVol && vol > maxVol) problems.push(T("p_max_volume", { v: vol, max: maxVol }));
     return problems;
   }
   $("ticket-form").addEventListener("submit", async (ev) => {
@@ -2214,7 +2237,7 @@
     if (sending.busy) return;
     const problems = ticketProblems();
     if (problems.length) {
-      toast("error", "Order not sent", problems.join("; "));
+      toast("error", T("m_order_not_sent"), problems.join("; "));
       return;
     }
     const order = buildOrder({ id: ticketInstrument(), dir: ticketSide(), offset: ticketOffset(), type: ticket.type.value,
@@ -2223,23 +2246,23 @@
       const key = state.modifying;
       const old = state.orders.get(key);
       if (!old || !WORKING.has(old.OrderStatus)) {
-        toast("error", "Not modified", "the order is no longer working");
+        toast("error", T("m_not_modified"), T("m_no_longer_working"));
         stopModify();
         return;
       }
       if (sending.busy) return;
       guard(true);
-      const ok = await confirmOrders([`cancel ${describeOrderFields(old)}`, describeOrderFields(order)]);
+      const ok = await confirmOrders([T("c_cancel", { what: describeOrderFields(old) }), describeOrderFields(order)]);
       if (!ok) { guard(false); return; }
       // Cancel and replace: the new order goes out only once the old one is cancelled.
       state.replacing.set(key, order);
       cancelOrder(key);
-      log("", `modify: cancelling ${describeOrderFields(old)}, then ${describeOrderFields(order)}`);
+      log("", T("m_modify_log", { old: describeOrderFields(old), new: describeOrderFields(order) }));
       stopModify();
       guard(true);
       return;
     }
-    if (await placeOrders([order], "ticket")) $("ticket-summary").textContent = `sent: ${describeOrderFields(order)}`;
+    if (await placeOrders([order], "ticket")) $("ticket-summary").textContent = T("m_sent", { what: describeOrderFields(order) });
   });
 
   // ---- modify (cancel and replace)
@@ -2286,7 +2309,7 @@
     } catch (e) {
       ep = null;
       if (!params.get("td") && !params.get("md")) {
-        toast("error", "Cannot find the gateway", `GET /api/endpoints failed: ${e.message || e}. Open this page from the webctp service.`);
+        toast("error", T("m_no_gateway"), T("m_no_gateway_d", { e: e.message || e }));
       }
     }
     ep = Object.assign({ td: null, md: null }, ep || {});
@@ -2294,17 +2317,24 @@
     if (params.get("md")) ep.md = params.get("md");
     if (!ep.td && !ep.md) return;
     state.endpoints = ep;
-    $("backend-info").textContent = [ep.backend ? `backend ${ep.backend}` : "", ep.broker_id ? `broker ${ep.broker_id}` : ""].filter(Boolean).join(" · ");
+    renderBackendInfo();
     $("login-token-label").hidden = !ep.token_required;
     if (ep.login_hint) $("login-hint").textContent = ep.login_hint;
     if (!ep.td) {
-      setLinkState("td", "offline", "not served (md-only gateway)");
+      setLinkState("td", "offline", "ls_md_only");
     }
-    if (!ep.md) setLinkState("md", "offline", "not served (td-only gateway)");
+    if (!ep.md) setLinkState("md", "offline", "ls_td_only");
     const user = $("login-user");
     if (!user.value) user.value = storageGet("webctp.user") || (ep.backend === "sim" ? "demo" : "");
     // The password is never filled in by the page (a stored or guessed one fails as ErrorID 3).
-    log("", `gateway: td ${ep.td || "-"}, md ${ep.md || "-"}`);
+    log("", T("m_gateway", { td: ep.td || "-", md: ep.md || "-" }));
+  }
+
+  function renderBackendInfo() {
+    const ep = state.endpoints;
+    if (!ep) return;
+    $("backend-info").textContent = [ep.backend ? T("backend_info", { b: ep.backend }) : "",
+      ep.broker_id ? T("broker_info", { b: ep.broker_id }) : ""].filter(Boolean).join(" · ");
   }
 
   renderAccount();

@@ -57,6 +57,19 @@ PHONE = {"width": 390, "height": 844}
 NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 
+# Keeps every frame the page's WebSockets receive, as received (window.__received).
+RECORD_RECEIVED = """
+window.__received = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (ev) => window.__received.push(ev.data));
+  }
+};
+"""
+
+
 def _missing(what: str) -> NoReturn:
     """Never skip: the browser session exists to run this test (`nox -s browser` installs
     Debian's chromium when it runs as root; otherwise install it yourself)."""
@@ -177,6 +190,7 @@ class Demo:
         self.errors: list[str] = []
         self.outside: list[str] = []
         self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type, unused-ignore]
+        self.context.add_init_script(RECORD_RECEIVED)
         self.page = pg = self.context.new_page()
         pg.set_default_timeout(WAIT_MS)
         pg.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
@@ -294,6 +308,14 @@ class Demo:
         assert not result, f"axe ({self.name}, {where}):\n" + "\n".join(
             f"{v['impact']} {v['id']}: {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in result
         )
+
+    def received(self, msg_type: str) -> list[dict[str, Any]]:
+        """Frames of this MsgType the page received, parsed."""
+        frames: list[dict[str, Any]] = self.page.evaluate(
+            "(t) => window.__received.map((f) => JSON.parse(f)).filter((f) => f.MsgType === t)",
+            msg_type,
+        )
+        return frames
 
     def dismiss_toasts(self) -> None:
         """Press every message's close button (messages also expire and get replaced, so a
@@ -622,6 +644,94 @@ def test_desktop_terminal(desktop: Demo) -> None:
     expect(d.tid("login-user")).to_have_value("webdemo")
     expect(d.tid("login-password")).to_have_value("")
     assert time.monotonic() - started < 150
+
+
+def test_chinese_messages(desktop: Demo) -> None:
+    """Under 中文 the page's own messages (toasts, the Log, the link badges, the query line) are
+    Chinese; CTP's ErrorMsg and the gateway's own message pass through exactly as sent."""
+    from playwright.sync_api import expect
+
+    d = desktop
+    page = d.page
+    d.tid("lang-button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(d.tid("td-state")).to_have_text("td: 离线")
+    d.login("zhdemo", "secret3")
+    expect(d.tid("td-state")).to_have_text("td: 已登录：zhdemo")
+    log = page.locator("#log li")
+    logged_in = re.compile(r"^\d\d:\d\d:\d\dtd 已登录：zhdemo，交易日 \d{8}$")
+    expect(log.filter(has_text=logged_in)).to_have_count(1)
+    expect(log.filter(has_text=re.compile(r"合约列表：\d+ 个合约$"))).to_have_count(1)
+    expect(d.tid("session-info")).to_contain_text("交易日")
+    # the page's own English words are gone (a gateway's SessionState Detail stays as sent)
+    english = re.compile("td logged in|instrument list|socket open")
+    expect(log.filter(has_text=english)).to_have_count(0)
+    rb = d.nearest("rb")
+    d.subscribe(rb)
+    expect(log.filter(has_text=f"已订阅 {rb}")).to_have_count(1)
+    d.quote(rb).click()
+    lower, upper, tick = d.limits()
+    expect(d.tid("ticket-limits")).to_contain_text("涨跌停")
+    price = d.tid("ticket-price")
+    submit = d.tid("ticket-submit")
+
+    # a mistake the page catches itself: in Chinese, nothing sent
+    price.fill(f"{upper + 10 * tick:g}")
+    submit.click()
+    local = page.locator("[data-testid=toast][data-kind=error]", has_text="委托未发送")
+    expect(local).to_have_count(1)
+    expect(local).to_contain_text("高于涨停价")
+
+    # a broker rejection: the page's words in Chinese, CTP's ErrorMsg exactly as CTP sent it
+    page.locator("label.seg-item.sell").click()
+    page.locator("#ticket-closetoday-item").click()
+    d.tid("ticket-volume").fill("3")
+    price.fill(f"{lower:g}")
+    expect(submit).to_have_text("卖平今")
+    submit.click()
+    rejection = page.locator("[data-testid=toast][data-kind=error]", has_text="委托被拒绝：")
+    expect(rejection).to_have_count(1)
+    expect(rejection.locator(".title")).to_contain_text(f"卖平今 3 {rb} @ ")
+    page.wait_for_function("() => window.__received.some((f) => f.includes('RspOrderInsert'))")
+    [answer] = d.received("RspOrderInsert")
+    ctp_msg = answer["RspInfo"]["ErrorMsg"]
+    assert answer["RspInfo"]["ErrorID"] != 0 and re.search(r"[\u4e00-\u9fff]", ctp_msg)
+    error_id = answer["RspInfo"]["ErrorID"]
+    expect(rejection.locator(".detail")).to_have_text(f"{ctp_msg} (ErrorID {error_id})")
+    expect(log.filter(has_text=f"委托被拒绝：卖平今 3 {rb}")).to_have_count(1)
+    expect(log.filter(has_text=re.compile("委托已发送（下单面板）：卖平今 3"))).to_have_count(1)
+    expect(page.locator("[data-testid=toast]", has_text="Order")).to_have_count(0)
+
+    # the gateway's own error: its meaning in Chinese, its ErrorMsg as the gateway sent it
+    d.tid("tab-console").click()
+    d.tid("console-input").fill('{"MsgType": "ReqNoSuchThing"}')
+    d.tid("console-send").click()
+    gateway = page.locator("[data-testid=toast][data-kind=error]", has_text="未知的消息类型")
+    expect(gateway).to_have_count(1)
+    page.wait_for_function(
+        "() => window.__received.some((f) => f.includes('ReqNoSuchThing') && f.includes('-404'))"
+    )
+    refused = [f for f in d.received("RspError") if f["RspInfo"]["ErrorID"] == -404]
+    assert refused, d.received("RspError")
+    expect(gateway.locator(".detail")).to_contain_text(refused[-1]["RspInfo"]["ErrorMsg"])
+    d.tid("tab-positions").click()
+    d.dismiss_toasts()
+
+    # the link to the gateway drops: Chinese warning, countdown and log; back to normal
+    page.evaluate("() => { const md = window.webctpDemo.md; md.retryDelay = 3000; md.ws.close(); }")
+    lost = page.locator("[data-testid=toast][data-kind=warn]", has_text="md：与网关的连接断开")
+    expect(lost).to_have_count(1)
+    expect(lost.locator(".detail")).to_contain_text("正在重连")
+    expect(d.tid("md-state")).to_contain_text(re.compile(r"网关不可达，\d 秒后重试"))
+    expect(d.tid("md-state")).to_have_text("md: 接收行情中")
+    expect(log.filter(has_text="md：连接已打开")).not_to_have_count(0)
+    d.settle_queries()
+    d.axe("Chinese messages")
+    d.shot("zh-messages")
+    # switching back: the badges follow, messages already shown keep their language
+    d.tid("lang-button").click()
+    expect(d.tid("md-state")).to_have_text("md: receiving quotes")
+    expect(d.tid("td-state")).to_have_text("td: logged in as zhdemo")
 
 
 def test_phone_layout(phone: Demo) -> None:
