@@ -1,7 +1,11 @@
 /* webctp web demo: one page that talks to the webctp gateway over its two WebSockets (td, md).
  *
- * Plain JavaScript, no framework, no network access beyond the gateway. How it works:
+ * Plain JavaScript (an ES module, no build step, no framework), no network access beyond the
+ * gateway. How it works:
  * - GET /api/endpoints tells the page the td/md WebSocket URLs (and whether a token is needed).
+ * - The sockets are webctp.js clients (the browser client the service serves at /web/webctp.js):
+ *   RequestIDs, answers collected up to IsLast, typed errors, subscriptions and reconnecting are
+ *   the module's; this file is the terminal on top.
  * - Everything on screen is driven by pushes: RtnOrder/RtnTrade update orders and trades and
  *   schedule ONE debounced re-query of account and positions; ticks update quotes, the chart and
  *   position P/L. Nothing is polled on a timer.
@@ -10,9 +14,9 @@
  * - Every frame whose RspInfo.ErrorID != 0 is shown to the user in words (toast + log),
  *   including the gateway's own -400/-401/-404/-429/-503/-408 frames.
  */
-"use strict";
+import * as ctp from "/web/webctp.js";
 
-(function () {
+{ // (a block only to keep the page's code indented as one unit; the module scope is private)
   // ------------------------------------------------------------------ words for CTP codes
   const ORDER_STATUS = {
     "0": "Filled",
@@ -92,9 +96,9 @@
   const THROTTLED = new Set([90, -2, -3]);
   const QUERY_TIMEOUT_MS = 20000;
   const QUERY_RETRY_MS = 1000;
+  const CONSOLE_TIMEOUT_MS = 60000;
   const REFRESH_DEBOUNCE_MS = 300;
   const LOG_MAX = 600;
-  const ENVELOPE_KEYS = new Set(["MsgType", "RspInfo", "RequestID", "IsLast", "Request", "Detail"]);
 
   // ------------------------------------------------------------------ helpers
   const $ = (id) => document.getElementById(id);
@@ -170,15 +174,8 @@
   function storageSet(key, value) {
     try { window.localStorage.setItem(key, value); } catch (e) { /* private mode: not kept */ }
   }
-  function payloadKey(msg) {
-    for (const k of Object.keys(msg)) if (!ENVELOPE_KEYS.has(k)) return k;
-    return null;
-  }
-  function errorOf(msg) {
-    const info = msg.RspInfo;
-    if (info && typeof info === "object" && info.ErrorID !== 0 && info.ErrorID !== undefined) return info;
-    return null;
-  }
+  /** The frame's error (a webctp.js CtpError: errorId, errorMsg, detail), or null. */
+  const errorOf = ctp.errorOf;
   function describeOrderFields(o) {
     if (!o) return "";
     const words = sideWords(o.Direction, (o.CombOffsetFlag || "")[0]);
@@ -221,8 +218,7 @@
     instrumentsLoaded: false,
     ticks: new Map(), // InstrumentID -> latest DepthMarketData
     quoteRows: new Map(), // InstrumentID -> {tr, cells}
-    subscribed: new Set(), // confirmed by RspSubMarketData
-    subPending: new Set(),
+    subs: new Map(), // InstrumentID -> the webctp.js Subscription whose ticks the page reads
     autoSubscribed: new Set(), // position instruments subscribed once automatically
     selected: null,
     orders: new Map(), // FrontID:SessionID:OrderRef -> Order (+ _seq)
@@ -292,8 +288,7 @@
   /** What the failed frame was about, in words. */
   function actionOf(api, msg, pending) {
     const t = msg.MsgType || "";
-    const key = payloadKey(msg);
-    const payload = key ? msg[key] : null;
+    const payload = ctp.payloadOf(msg);
     if (t === "RspOrderInsert" || t === "ErrRtnOrderInsert") {
       return T("err_order", { what: payload ? describeOrderFields(payload) : pending ? pending.label : "" });
     }
@@ -373,271 +368,178 @@
     }
   }
 
-  // ------------------------------------------------------------------ the WebSocket link
+  // ------------------------------------------------------------------ the links (webctp.js)
+  /* Each link is one webctp.js client (TdClient/MdClient) kept open by a webctp.js Reconnector:
+     RequestIDs, answers collected up to IsLast, typed errors, the socket and its reconnection
+     are the module's; the page adds the words on screen, the login after each new socket, and
+     (td) a query queue. */
   class Link {
-    constructor(api) {
+    constructor(api, connect) {
       this.api = api;
-      this.url = null;
-      this.ws = null;
-      this.nextId = 1;
-      this.pending = new Map(); // RequestID -> {label, rows, done?, timer?, console?}
-      this.queue = [];
-      this.inFlight = null;
-      this.wanted = false;
+      this.connect = connect; // ctp.connectTd or ctp.connectMd
+      this.keeper = null; // the Reconnector while the user wants this link
+      this.client = null; // the client of the open socket
       this.ready = false; // logged in
       this.everReady = false;
-      this.retryDelay = 1000;
-      this.retryTimer = 0;
-      this.loginId = null;
+      this.countdownTimer = 0;
     }
-    connect(url) {
-      this.url = url;
-      this.wanted = true;
-      if (this.ws) return;
-      this.open();
-    }
-    open() {
-      clearTimeout(this.retryTimer);
-      clearInterval(this.countdownTimer);
-      setLinkState(this.api, "connecting", "ls_connecting");
-      let ws;
-      try {
-        ws = new WebSocket(this.url);
-      } catch (e) {
-        toast("error", T("m_cannot_open", { api: this.api, url: this.url }), String(e));
-        this.scheduleReconnect();
-        return;
-      }
-      this.ws = ws;
-      ws.onopen = () => {
-        if (ws !== this.ws) return;
-        this.retryDelay = 1000;
-        setLinkState(this.api, "connected", "ls_connected_login");
-        log("", T("m_socket_open", { api: this.api, url: this.url }));
-        onLinkOpen(this);
-      };
-      ws.onmessage = (ev) => {
-        if (ws !== this.ws) return;
-        let msg;
-        try {
-          msg = JSON.parse(ev.data);
-        } catch (e) {
-          toast("error", T("m_unreadable", { api: this.api }), String(ev.data).slice(0, 200));
-          return;
-        }
-        if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
-          toast("error", T("m_unexpected", { api: this.api }), String(ev.data).slice(0, 200));
-          return;
-        }
-        this.dispatch(msg);
-      };
-      ws.onclose = (ev) => {
-        if (ws !== this.ws) return;
-        this.ws = null;
-        const why = `socket closed (code ${ev.code}${ev.reason ? ", " + ev.reason : ""})`;
-        this.down(why);
-        if (this.wanted) {
-          toast("warn", T("m_conn_lost", { api: this.api }), T("m_conn_lost_d", { code: ev.code, reason: ev.reason ? ", " + ev.reason : "" }));
-          this.scheduleReconnect();
-        } else {
-          setLinkState(this.api, "offline", "ls_offline");
-        }
-      };
-      ws.onerror = () => { /* a close event with the code follows */ };
-    }
-    scheduleReconnect() {
-      const delay = this.retryDelay;
-      this.retryDelay = Math.min(this.retryDelay * 2, 30000);
-      const at = Date.now() + delay;
-      const show = () => {
-        const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-        setLinkState(this.api, "disconnected", "retrying", { s: left });
-        linkBadge[this.api].dataset.retry = String(left);
-      };
-      show();
-      clearInterval(this.countdownTimer);
-      this.countdownTimer = setInterval(show, 1000); // "retrying in 3 s, 2 s, 1 s"
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => {
+    /** The open WebSocket (the browser console and the tests close it to simulate a drop). */
+    get ws() { return this.client ? this.client.ws : null; }
+    /** The wait before the next reconnection attempt, in ms. */
+    get retryDelay() { return this.keeper ? this.keeper.retryDelay : 1000; }
+    set retryDelay(ms) { if (this.keeper) this.keeper.retryDelay = ms; }
+    get open() { return !!this.client && !this.client.closed; }
+    start(url, token) {
+      if (this.keeper) return;
+      const keeper = new ctp.Reconnector(this.connect, url, { token });
+      this.keeper = keeper;
+      keeper.on("connecting", () => {
         clearInterval(this.countdownTimer);
-        if (this.wanted && !this.ws) this.open();
-      }, delay);
+        setLinkState(this.api, "connecting", "ls_connecting");
+      });
+      keeper.on("open", (client) => {
+        this.client = client;
+        client.onPush(null, (frame) => onPush(this, frame));
+        setLinkState(this.api, "connected", "ls_connected_login");
+        log("", T("m_socket_open", { api: this.api, url }));
+        if (state.creds) sendLogin(this);
+      });
+      keeper.on("close", (error) => {
+        this.client = null;
+        this.ready = false;
+        if (this.api === "td") queries.failAll();
+        const lost = error instanceof ctp.ConnectionLost ? error : new ctp.ConnectionLost(null, String(error));
+        toast("warn", T("m_conn_lost", { api: this.api }),
+          T("m_conn_lost_d", { code: lost.code ?? "-", reason: lost.reason ? ", " + lost.reason : "" }));
+      });
+      keeper.on("retry", (at) => {
+        const show = () => {
+          const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+          setLinkState(this.api, "disconnected", "retrying", { s: left });
+          linkBadge[this.api].dataset.retry = String(left);
+        };
+        show();
+        clearInterval(this.countdownTimer);
+        this.countdownTimer = setInterval(show, 1000); // "retrying in 3 s, 2 s, 1 s"
+      });
+      keeper.start();
     }
-    close() {
-      this.wanted = false;
-      clearTimeout(this.retryTimer);
+    stop() {
       clearInterval(this.countdownTimer);
-      const ws = this.ws;
-      this.ws = null;
-      if (ws) ws.close(1000, "logout");
-      this.down("closed");
+      const keeper = this.keeper;
+      this.keeper = null;
+      this.client = null;
+      this.ready = false;
+      if (keeper) keeper.stop(1000, "logout");
+      if (this.api === "td") queries.failAll();
       setLinkState(this.api, "offline", "ls_offline");
     }
-    /** The socket is gone: every outstanding request is finished with an error. */
-    down(reason) {
-      this.ready = false;
-      const failure = { ok: false, rows: [], error: { ErrorID: -503, ErrorMsg: reason } };
-      for (const [id, p] of this.pending) {
-        clearTimeout(p.timer);
-        if (p.done) p.done(failure);
-        this.pending.delete(id);
-      }
-      const queued = this.queue.splice(0);
-      for (const item of queued) item.resolve(failure);
-      if (this.inFlight) {
-        clearTimeout(this.inFlight.retryTimer);
-        const item = this.inFlight;
-        this.inFlight = null;
-        item.resolve(failure);
-      }
-      showQueryStatus();
-    }
-    /** Send one frame; returns its RequestID (null when the socket is not open). */
-    send(frame, label, extra) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", T("m_not_sent", { what: label || frame.MsgType }), T("m_not_connected", { api: this.api }));
-        return null;
-      }
-      const id = this.nextId++;
-      const out = Object.assign({ MsgType: frame.MsgType, RequestID: id }, frame);
-      out.RequestID = id;
-      this.ws.send(JSON.stringify(out));
-      const p = Object.assign({ label: label || frame.MsgType, rows: [] }, extra || {});
-      if (!p.done) {
-        // Requests that may never get a response on success (an order answers with RtnOrder):
-        // forget them after a while.
-        p.timer = setTimeout(() => this.pending.delete(id), 60000);
-      }
-      this.pending.set(id, p);
-      return id;
-    }
-    /** Send a raw text frame from the console (RequestID added when missing). */
-    sendRaw(text) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", T("m_console_not_sent"), T("m_not_connected", { api: this.api }));
-        return;
-      }
-      let obj = null;
-      try { obj = JSON.parse(text); } catch (e) { obj = null; }
-      let id = null;
-      if (obj && typeof obj === "object" && !Array.isArray(obj)) {
-        if (obj.RequestID === undefined) obj.RequestID = this.nextId++;
-        id = obj.RequestID;
-        text = JSON.stringify(obj);
-      }
-      this.ws.send(text);
-      log("", `${this.api} ⇢ ${text.slice(0, 400)}`);
-      if (typeof id === "number") {
-        const p = { label: T("q_console", { what: obj.MsgType || "request" }), rows: [], console: true };
-        p.timer = setTimeout(() => this.pending.delete(id), 60000);
-        this.pending.set(id, p);
-      }
-    }
-    /** Queue a query: one in flight at a time, answered with {ok, rows, error}. */
-    query(msgType, key, payload, label) {
-      const body = JSON.stringify(payload);
-      for (const item of this.queue) {
-        if (item.msgType === msgType && item.body === body) return item.promise;
-      }
-      let resolve;
-      const promise = new Promise((r) => { resolve = r; });
-      this.queue.push({ msgType, key, payload, body, label, resolve, promise, tries: 0 });
-      this.pump();
-      return promise;
-    }
-    pump() {
-      showQueryStatus();
-      if (!this.ready || this.inFlight || this.queue.length === 0) return;
-      const item = this.queue.shift();
-      this.inFlight = item;
-      item.tries += 1;
-      const frame = { MsgType: item.msgType };
-      frame[item.key] = item.payload;
-      const finish = (res) => {
-        if (this.inFlight !== item) return;
-        if (!res.ok && res.error && THROTTLED.has(res.error.ErrorID) && item.tries < 4) {
-          item.retryTimer = setTimeout(() => {
-            if (this.inFlight !== item) return;
-            this.inFlight = null;
-            this.queue.unshift(item);
-            this.pump();
-          }, QUERY_RETRY_MS * item.tries);
-          return;
-        }
-        this.inFlight = null;
-        item.resolve(res);
-        this.pump();
-        showQueryStatus();
-      };
-      const id = this.send(frame, item.label, { done: finish, query: item });
-      if (id === null) {
-        finish({ ok: false, rows: [], error: { ErrorID: -503, ErrorMsg: "not connected" } });
-        return;
-      }
-      const p = this.pending.get(id);
-      p.timer = setTimeout(() => {
-        if (!this.pending.has(id)) return;
-        this.pending.delete(id);
-        toast("error", T("err_failed", { what: item.label }), T("m_no_answer", { s: QUERY_TIMEOUT_MS / 1000 }));
-        finish({ ok: false, rows: [], error: { ErrorID: -408, ErrorMsg: "timeout" } });
-      }, QUERY_TIMEOUT_MS);
-    }
-    dispatch(msg) {
-      const id = msg.RequestID;
-      const p = typeof id === "number" ? this.pending.get(id) : undefined;
-      const err = errorOf(msg);
-      if (p && p.console) log(err ? "error" : "", `${this.api} ⇠ ${JSON.stringify(msg).slice(0, 600)}`);
-      if (err && msg.MsgType !== "FrontDisconnected") {
-        const retrying = !!(p && p.query && THROTTLED.has(err.ErrorID) && p.query.tries < 4);
-        reportError(this.api, msg, p, retrying);
-      }
-      if (p) {
-        const key = payloadKey(msg);
-        if (!err && key && msg[key]) p.rows.push(msg[key]);
-        if (msg.IsLast === true || (err && msg.IsLast !== false)) {
-          this.pending.delete(id);
-          clearTimeout(p.timer);
-          if (p.done) p.done({ ok: !err, rows: p.rows, error: err, msg });
-        }
-        if (p.query) return; // query rows are handled when the query completes
-      }
-      handleFrame(this, msg, p);
+    /** The client, or null with a message saying why ``what`` is not sent. */
+    usable(what) {
+      if (this.open) return this.client;
+      toast("error", T("m_not_sent", { what }), T("m_not_connected", { api: this.api }));
+      return null;
     }
   }
 
-  const td = new Link("td");
-  const md = new Link("md");
+  const td = new Link("td", ctp.connectTd);
+  const md = new Link("md", ctp.connectMd);
+
+  /** Report a failed request: CtpError in words; a lost socket is reported by its link. */
+  function reportFailure(api, error, label, retrying) {
+    if (error instanceof ctp.CtpError) reportError(api, error.frame, { label }, retrying);
+    else if (error instanceof ctp.RequestTimeout) {
+      toast("error", T("err_failed", { what: label }), T("m_no_answer", { s: Math.round(error.timeoutMs / 1000) }));
+    } else if (!(error instanceof ctp.ConnectionLost)) {
+      toast("error", T("err_failed", { what: label }), String(error));
+    }
+  }
+
+  /** td queries, one in flight at a time (CTP answers one query at a time per session; the
+   * gateway paces them too, but a page should not flood it); the same query already waiting is
+   * not queued twice; throttled ones (ErrorID 90, -2, -3) are tried again a little later. Each
+   * resolves to {ok, rows, error}. */
+  const queries = {
+    queue: [],
+    inFlight: null,
+    run(name, payload, label) {
+      const body = JSON.stringify(payload);
+      for (const item of this.queue) if (item.name === name && item.body === body) return item.promise;
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.queue.push({ name, payload, body, label, resolve, promise, tries: 0 });
+      this.pump();
+      return promise;
+    },
+    async pump() {
+      showQueryStatus();
+      if (!td.ready || this.inFlight || this.queue.length === 0) return;
+      const item = this.queue.shift();
+      this.inFlight = item;
+      item.tries += 1;
+      let result;
+      try {
+        result = { ok: true, rows: await td.client.query(item.name, item.payload, { timeoutMs: QUERY_TIMEOUT_MS }), error: null };
+      } catch (e) {
+        result = { ok: false, rows: [], error: e };
+      }
+      if (this.inFlight !== item) return; // failAll() finished it meanwhile
+      const throttled = result.error instanceof ctp.CtpError && THROTTLED.has(result.error.errorId);
+      if (!result.ok) reportFailure("td", result.error, item.label, throttled && item.tries < 4);
+      if (throttled && item.tries < 4) {
+        await new Promise((r) => setTimeout(r, QUERY_RETRY_MS * item.tries));
+        if (this.inFlight !== item) return;
+        this.queue.unshift(item);
+      } else {
+        item.resolve(result);
+      }
+      this.inFlight = null;
+      this.pump();
+    },
+    /** The socket is gone: every waiting query is finished without rows. */
+    failAll() {
+      const failed = { ok: false, rows: [], error: new ctp.ConnectionLost(null, "closed") };
+      const items = this.queue.splice(0);
+      if (this.inFlight) items.push(this.inFlight);
+      this.inFlight = null;
+      for (const item of items) item.resolve(failed);
+      showQueryStatus();
+    },
+  };
 
   /** "querying: Position query (+2 queued)"; data-pending counts queued + in flight. */
   function showQueryStatus() {
     const node = $("query-status");
-    const pending = (td.inFlight ? 1 : 0) + td.queue.length;
+    const pending = (queries.inFlight ? 1 : 0) + queries.queue.length;
     node.dataset.pending = String(pending);
     if (!pending) {
       node.textContent = "";
       return;
     }
-    const current = td.inFlight ? td.inFlight.label : td.queue[0].label;
+    const current = queries.inFlight ? queries.inFlight.label : queries.queue[0].label;
     const more = pending - 1;
     node.textContent = T(td.ready ? "querying" : "waiting_login", { what: current }) + (more ? T("queued_more", { n: more }) : "");
   }
 
   // ------------------------------------------------------------------ login / logout
-  function sendLogin(link) {
+  async function sendLogin(link) {
     const c = state.creds;
-    if (!c) return;
-    const payload = { UserID: c.UserID, Password: c.Password };
-    link.loginId = link.send({ MsgType: "ReqUserLogin", ReqUserLogin: payload }, T("q_login", { api: link.api }));
+    const client = link.client;
+    if (!c || !client) return;
     setLinkState(link.api, "connected", "ls_logging_in");
-  }
-  function onLinkOpen(link) {
-    if (state.creds) sendLogin(link);
-  }
-
-  function endpointUrl(url) {
-    const token = $("login-token").value.trim();
-    if (!token) return url;
-    return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    let info;
+    try {
+      info = await client.login(c.UserID, c.Password);
+    } catch (e) {
+      if (client !== link.client) return;
+      if (e instanceof ctp.CtpError) reportError(link.api, e.frame, null, false);
+      if (link.api === "td") onTdLoginFailed(e);
+      else if (e instanceof ctp.CtpError) setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${e.errorMsg}` });
+      return;
+    }
+    if (client !== link.client) return;
+    if (link.api === "td") onTdLogin(info, true);
+    else onMdLogin(true);
   }
 
   $("login-form").addEventListener("submit", (ev) => {
@@ -655,10 +557,11 @@
     state.creds = { UserID, Password };
     storageSet("webctp.user", UserID);
     $("login-button").disabled = true;
+    const token = $("login-token").value.trim() || null;
     for (const [link, url] of [[td, state.endpoints.td], [md, state.endpoints.md]]) {
       if (!url) continue;
-      if (link.ws && link.ws.readyState === WebSocket.OPEN) sendLogin(link);
-      else link.connect(endpointUrl(url));
+      if (link.open) sendLogin(link);
+      else link.start(url, token);
     }
   });
 
@@ -671,17 +574,15 @@
     const finish = () => {
       if (!state.loggingOut) return;
       state.loggingOut = false;
-      td.close();
-      md.close();
+      td.stop();
+      md.stop();
       state.creds = null;
       resetSession();
       log("", T("m_logged_out"));
     };
-    if (td.ready && state.login) {
-      const id = td.send({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: state.login.BrokerID, UserID: state.login.UserID } },
-        T("q_logout"), { done: finish });
-      if (id === null) finish();
-      else setTimeout(finish, 3000);
+    if (td.ready && state.login && td.open) {
+      td.client.call({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: state.login.BrokerID, UserID: state.login.UserID } },
+        { timeoutMs: 3000 }).catch((e) => reportFailure("td", e, T("q_logout"), false)).finally(finish);
     } else {
       finish();
     }
@@ -693,8 +594,7 @@
     state.trades.clear();
     state.positionRows = [];
     state.account = null;
-    state.subscribed.clear();
-    state.subPending.clear();
+    state.subs.clear();
     state.autoSubscribed.clear();
     state.cancelPending.clear();
     state.replacing.clear();
@@ -712,20 +612,18 @@
     updateStale();
   }
 
-  function onTdLogin(msg) {
-    const info = msg.RspUserLogin;
-    const err = errorOf(msg);
-    const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
-    if (err || !info) {
-      setLinkState("td", "login_failed", "ls_login_failed", { detail: `: ${err ? err.ErrorMsg : T("m_no_login_data")}` });
-      $("login-button").disabled = false;
-      if (!state.login) {
-        // A first login that failed: drop the sockets' credentials, the user retries.
-        state.creds = null;
-        md.close();
-      }
-      return;
+  function onTdLoginFailed(error) {
+    const detail = error instanceof ctp.CtpError ? error.errorMsg : error ? String(error.message || error) : T("m_no_login_data");
+    setLinkState("td", "login_failed", "ls_login_failed", { detail: `: ${detail}` });
+    $("login-button").disabled = false;
+    if (!state.login) {
+      // A first login that failed: drop the sockets' credentials, the user retries.
+      state.creds = null;
+      md.stop();
     }
+  }
+  /** td logged in: ``solicited`` by this page, or by the gateway itself after a reconnect. */
+  function onTdLogin(info, solicited) {
     const first = !state.login;
     state.login = info;
     dismissToasts(T("err_login", { api: "td" }));
@@ -738,7 +636,7 @@
 
     if (!solicited) toast("info", T("m_td_again"), T("m_td_again_d", { front: info.FrontID, session: info.SessionID }));
     else if (first) log("", T("m_td_logged_in", { user: info.UserID, day: info.TradingDay }));
-    td.pump();
+    queries.pump();
     refreshAll();
     updateTicketEnabled();
   }
@@ -753,13 +651,8 @@
       + T("session_login", { time: info.LoginTime || "" });
   }
 
-  function onMdLogin(msg) {
-    const err = errorOf(msg);
-    if (err) {
-      setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${err.ErrorMsg}` });
-      return;
-    }
-    const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
+  /** md logged in: ``solicited`` by this page, or by the gateway itself after a reconnect. */
+  function onMdLogin(solicited) {
     md.ready = true;
     md.everReady = true;
     setLinkState("md", "ready", "ls_quotes");
@@ -774,15 +667,19 @@
       const saved = storageGet(`webctp.subs.${state.creds.UserID}`);
       if (saved) for (const id of saved.split(",")) if (id) wanted.add(id);
     }
-    state.subscribed.clear();
-    state.subPending.clear();
+    state.subs.clear(); // the old socket's subscriptions ended with it
     chart.loaded = null; // bars again from the gateway on the next tick
     if (wanted.size) subscribe([...wanted]);
   }
 
   // ------------------------------------------------------------------ frame handling
-  function handleFrame(link, msg, pending) {
+  /** Every frame of a link that is not the answer to one of the page's requests (those are
+   * handled where they were sent): pushes, order rejections, refused cancels, the gateway's
+   * frames about its links, answers to the console's raw frames. Errors are shown in words. */
+  function onPush(link, msg) {
     const api = link.api;
+    if (link.client === null) return;
+    if (errorOf(msg) && msg.MsgType !== "FrontDisconnected") reportError(api, msg, null, false);
     switch (msg.MsgType) {
       case "FrontConnected":
         if (link.ready || (api === "td" && state.login)) {
@@ -834,12 +731,17 @@
         log("", T("m_session", { api, state: s.State, detail }));
         return;
       }
-      case "RspUserLogin":
-        if (api === "td") onTdLogin(msg);
-        else onMdLogin(msg);
+      case "RspUserLogin": // the gateway logged in again by itself after a reconnect
+        if (errorOf(msg)) {
+          if (api === "td") onTdLoginFailed(new ctp.CtpError(msg));
+          else setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${errorOf(msg).errorMsg}` });
+        } else if (msg.RspUserLogin) {
+          if (api === "td") onTdLogin(msg.RspUserLogin, false);
+          else onMdLogin(false);
+        }
         return;
       case "RspAuthenticate":
-        if (errorOf(msg)) onTdLogin(msg);
+        if (errorOf(msg) && api === "td") onTdLoginFailed(new ctp.CtpError(msg));
         return;
       case "RspUserLogout":
         return;
@@ -852,7 +754,7 @@
       case "RspOrderInsert":
       case "ErrRtnOrderInsert":
         // Shown by reportError; a broker rejection has no RtnOrder, so it gets a row here.
-        if (errorOf(msg)) addRejectedOrder(msg, pending);
+        if (errorOf(msg)) addRejectedOrder(msg, msg.InputOrder);
         return;
       case "RspOrderAction":
       case "ErrRtnOrderAction":
@@ -863,16 +765,7 @@
         }
         scheduleRender();
         return;
-      case "Bars":
-        return; // answered through the pending request (loadBars)
-      case "RtnDepthMarketData":
-        if (msg.DepthMarketData) onDepth(msg.DepthMarketData);
-        return;
-      case "RspSubMarketData":
-        onSubRsp(msg, pending, true);
-        return;
-      case "RspUnSubMarketData":
-        onSubRsp(msg, pending, false);
+      case "RtnDepthMarketData": // of an instrument no subscription of the page reads (any more)
         return;
       case "RtnInstrumentStatus": {
         const s = msg.InstrumentStatus || {};
@@ -888,7 +781,7 @@
         log("warn", T("m_heartbeat", { api, what: JSON.stringify(msg.HeartBeatWarning || {}) }));
         return;
       default:
-        if (!pending || !pending.console) log("", `${api} ⇠ ${JSON.stringify(msg).slice(0, 300)}`);
+        log(errorOf(msg) ? "error" : "", `${api} ⇠ ${JSON.stringify(msg).slice(0, 600)}`);
     }
   }
 
@@ -905,7 +798,7 @@
     await Promise.all(jobs);
   }
   async function loadInstruments() {
-    const res = await td.query("ReqQryInstrument", "QryInstrument", {}, T("q_instruments"));
+    const res = await queries.run("QryInstrument", {}, T("q_instruments"));
     if (!res.ok) return;
     for (const i of res.rows) state.instruments.set(i.InstrumentID, i);
     state.instrumentsLoaded = true;
@@ -916,7 +809,7 @@
     onTicketInstrumentChange(false);
   }
   async function refreshAccount() {
-    const res = await td.query("ReqQryTradingAccount", "QryTradingAccount", investorFilter(), T("q_account"));
+    const res = await queries.run("QryTradingAccount", investorFilter(), T("q_account"));
     if (!res.ok) return;
     if (res.rows.length) {
       state.account = res.rows[0];
@@ -925,7 +818,7 @@
     renderAccount();
   }
   async function refreshPositions() {
-    const res = await td.query("ReqQryInvestorPosition", "QryInvestorPosition", investorFilter(), T("q_positions"));
+    const res = await queries.run("QryInvestorPosition", investorFilter(), T("q_positions"));
     if (!res.ok) return;
     state.positionRows = res.rows;
     const wanted = [];
@@ -940,18 +833,18 @@
     scheduleRender();
   }
   async function refreshOrders() {
-    const res = await td.query("ReqQryOrder", "QryOrder", investorFilter(), T("q_orders"));
+    const res = await queries.run("QryOrder", investorFilter(), T("q_orders"));
     if (!res.ok) return;
     for (const o of res.rows) upsertOrder(o, false);
   }
   async function refreshTrades() {
-    const res = await td.query("ReqQryTrade", "QryTrade", investorFilter(), T("q_trades"));
+    const res = await queries.run("QryTrade", investorFilter(), T("q_trades"));
     if (!res.ok) return;
     for (const t of res.rows) upsertTrade(t, false);
   }
   async function queryDepth(id) {
     if (!td.ready) return;
-    const res = await td.query("ReqQryDepthMarketData", "QryDepthMarketData", { InstrumentID: id }, T("q_depth", { id }));
+    const res = await queries.run("QryDepthMarketData", { InstrumentID: id }, T("q_depth", { id }));
     if (!res.ok) return;
     for (const d of res.rows) {
       if (d.InstrumentID === id && !state.ticks.has(id)) state.ticks.set(id, d);
@@ -973,10 +866,9 @@
   // ------------------------------------------------------------------ orders and trades
   /** An order the broker refused (RspOrderInsert/ErrRtnOrderInsert, no RtnOrder): a row with
    * status Rejected and CTP's message, so it stays visible with its reason. */
-  function addRejectedOrder(msg, pending) {
+  function addRejectedOrder(msg, input) {
     const err = errorOf(msg);
-    const input = msg.InputOrder || (pending && pending.order) || null;
-    if (!input || !input.InstrumentID) return;
+    if (!err || !input || !input.InstrumentID) return;
     const ref = (input.OrderRef || "").trim();
     const key = `rejected:${ref || msg.RequestID || ++state.seq}`;
     if (state.orders.has(key)) return; // RspOrderInsert and ErrRtnOrderInsert of the same order
@@ -984,7 +876,7 @@
     const o = Object.assign({}, input, {
       FrontID: l.FrontID, SessionID: l.SessionID, OrderRef: ref, OrderSysID: "",
       OrderStatus: "5", OrderSubmitStatus: "4", VolumeTraded: 0, VolumeTotal: 0,
-      InsertTime: nowText(), StatusMsg: `${String(err.ErrorMsg || "").trim()} (ErrorID ${err.ErrorID})`,
+      InsertTime: nowText(), StatusMsg: `${err.errorMsg.trim()} (ErrorID ${err.errorId})`,
       _seq: ++state.seq, _local: true,
     });
     state.orders.set(key, o);
@@ -1049,53 +941,53 @@
       action.OrderRef = o.OrderRef;
     }
     const label = T("q_cancel", { what: `${o.InstrumentID} ${(o.OrderSysID || o.OrderRef || "").trim()}` });
-    if (td.send({ MsgType: "ReqOrderAction", InputOrderAction: action }, label) !== null) {
-      state.cancelPending.add(key);
-      scheduleRender();
-    }
+    const client = td.usable(label);
+    if (!client) return;
+    // CTP answers a cancel that works only with RtnOrder; a refusal comes to onPush.
+    client.post({ MsgType: "ReqOrderAction", InputOrderAction: action });
+    state.cancelPending.add(key);
+    scheduleRender();
   }
 
   // ------------------------------------------------------------------ market data
+  /** One webctp.js subscription per instrument; its ticks are read as they come (a row says
+   * data-subscribed once webctp acknowledged it). */
   function subscribe(ids) {
-    ids = ids.filter((id) => id && !state.subscribed.has(id) && !state.subPending.has(id));
+    ids = ids.filter((id) => id && !state.subs.has(id));
     if (!ids.length) return;
     for (const id of ids) ensureQuoteRow(id);
-    if (!md.ready) return; // sent when md logs in (onMdLogin subscribes what the table shows)
-    for (const id of ids) state.subPending.add(id);
-    md.send({ MsgType: "SubscribeMarketData", InstrumentID: ids }, ids.join(","));
+    if (!md.ready || !md.open) return; // sent when md logs in (onMdLogin subscribes what the table shows)
+    for (const id of ids) {
+      const sub = md.client.subscribe([id]);
+      state.subs.set(id, sub);
+      sub.start().then(() => {
+        if (state.subs.get(id) !== sub) return;
+        const row = state.quoteRows.get(id);
+        if (row) row.tr.dataset.subscribed = "true";
+        log("", T("m_subscribed", { id }));
+      }, (e) => {
+        if (state.subs.get(id) !== sub) return;
+        state.subs.delete(id);
+        reportFailure("md", e, id, false);
+        if (e instanceof ctp.CtpError) removeQuoteRow(id); // else subscribed again on the next login
+        saveSubs();
+      });
+      readTicks(sub);
+    }
     saveSubs();
+  }
+  async function readTicks(sub) {
+    try {
+      for await (const tick of sub) onDepth(tick);
+    } catch (e) {
+      // its subscription failed or the md socket closed: reported there
+    }
   }
   function unsubscribe(id) {
-    if (md.ready && state.subscribed.has(id)) {
-      md.send({ MsgType: "UnSubscribeMarketData", InstrumentID: [id] }, id);
-    } else {
-      removeQuoteRow(id);
-      saveSubs();
-    }
-  }
-  function onSubRsp(msg, pending, sub) {
-    const spec = msg.SpecificInstrument;
-    const id = spec && typeof spec === "object" ? spec.InstrumentID : typeof spec === "string" ? spec : null;
-    const err = errorOf(msg);
-    if (sub) {
-      const ids = id ? [id] : pending ? pending.label.split(",") : [];
-      for (const i of ids) {
-        state.subPending.delete(i);
-        if (err) removeQuoteRow(i);
-        else {
-          state.subscribed.add(i);
-          ensureQuoteRow(i);
-          const row = state.quoteRows.get(i);
-          if (row) row.tr.dataset.subscribed = "true";
-        }
-      }
-      if (!err && id) log("", T("m_subscribed", { id }));
-    } else if (!err && id) {
-      state.subscribed.delete(id);
-      removeQuoteRow(id);
-      log("", T("m_unsubscribed", { id }));
-    }
+    const sub = state.subs.get(id);
+    removeQuoteRow(id);
     saveSubs();
+    if (sub && md.open) sub.close().then(() => log("", T("m_unsubscribed", { id })), (e) => reportFailure("md", e, id, false));
   }
   function saveSubs() {
     if (state.creds) storageSet(`webctp.subs.${state.creds.UserID}`, [...state.quoteRows.keys()].join(","));
@@ -1186,8 +1078,7 @@
     const row = state.quoteRows.get(id);
     if (row) row.tr.remove();
     state.quoteRows.delete(id);
-    state.subscribed.delete(id);
-    state.subPending.delete(id);
+    state.subs.delete(id);
     $("quotes-empty").hidden = state.quoteRows.size > 0;
     if (state.selected === id) {
       const next = state.quoteRows.keys().next();
@@ -1750,21 +1641,21 @@
   }
   function loadBars() {
     const id = chart.instrument;
-    if (!id || !md.ready) return;
+    if (!id || !md.ready || !md.open) return;
     const key = `${id}|${chart.period}`;
     if (chart.loading === key) return;
     chart.loading = key;
-    md.send({ MsgType: "GetBars", InstrumentID: id, Period: chart.period, Count: 1000 }, T("q_bars", { id }), {
-      done: (res) => {
-        if (chart.loading === key) chart.loading = null;
-        if (!res.ok || `${chart.instrument}|${chart.period}` !== key) return;
-        const payload = res.rows[0] || {};
-        chart.bars = (payload.Bars || []).map((r) => ({ time: r[0], open: r[1], high: r[2], low: r[3], close: r[4], volume: r[5] }));
-        chart.loaded = key;
-        chart.lastVolume = null;
-        setChartData();
-        chart.api && chart.api.timeScale().scrollToRealTime();
-      },
+    md.client.bars(id, chart.period, 1000).then((rows) => {
+      if (chart.loading === key) chart.loading = null;
+      if (`${chart.instrument}|${chart.period}` !== key) return;
+      chart.bars = rows.map((r) => ({ time: r[0], open: r[1], high: r[2], low: r[3], close: r[4], volume: r[5] }));
+      chart.loaded = key;
+      chart.lastVolume = null;
+      setChartData();
+      chart.api && chart.api.timeScale().scrollToRealTime();
+    }, (e) => {
+      if (chart.loading === key) chart.loading = null;
+      reportFailure("md", e, T("q_bars", { id }), false);
     });
   }
   /** A tick stamp in naive exchange epoch seconds (the gateway's tick_stamp rule). */
@@ -2200,11 +2091,30 @@
       $("confirm-yes").focus();
     });
   }
-  function sendOrder(order, why) {
+  const OFFSET_NAMES = { "0": "open", "1": "close", "3": "close_today", "4": "close_yesterday" };
+  const KIND_NAMES = { Limit: "limit", FAK: "fak", FOK: "fok", Market: "market" };
+  /** Send one order (CTP fields from buildOrder) through webctp.js; its RequestID, or null. */
+  async function sendOrder(order, why) {
     const label = describeOrderFields(order);
-    const reqId = td.send({ MsgType: "ReqOrderInsert", InputOrder: order }, label, { order });
-    if (reqId !== null) log("", T("m_order_sent", { why: T(`why_${why}`), what: label, rid: reqId }));
-    return reqId;
+    const client = td.usable(label);
+    if (!client) return null;
+    let sent;
+    try {
+      sent = await client.insertOrder({
+        instrumentId: order.InstrumentID, exchangeId: order.ExchangeID, volume: order.VolumeTotalOriginal,
+        direction: order.Direction === "0" ? "buy" : "sell", offset: OFFSET_NAMES[order.CombOffsetFlag] || "open",
+        kind: KIND_NAMES[orderTypeOf(order)] || "limit", price: order.LimitPrice, fields: order,
+      });
+    } catch (e) {
+      reportFailure("td", e, label, false);
+      return null;
+    }
+    // A refusal without the order's fields in the answer still gets its row (see onPush).
+    sent.onChange((o) => {
+      if (o.error && o.error.msgType !== "RtnOrder" && !o.error.frame.InputOrder) addRejectedOrder(o.error.frame, o.input);
+    });
+    log("", T("m_order_sent", { why: T(`why_${why}`), what: label, rid: sent.requestId }));
+    return sent.requestId;
   }
   /** Send a list of orders (one user action), after the optional confirmation. */
   async function placeOrders(orders, why) {
@@ -2212,7 +2122,7 @@
     guard(true);
     const ok = await confirmOrders(orders.map(describeOrderFields));
     if (!ok) { guard(false); return false; }
-    for (const o of orders) sendOrder(o, why);
+    for (const o of orders) await sendOrder(o, why); // in this order (a reverse closes first)
     guard(true); // the repeat guard runs from the moment of sending
     return true;
   }
@@ -2290,12 +2200,33 @@
   $("ticket-modify-cancel").addEventListener("click", stopModify);
 
   // ------------------------------------------------------------------ console
-  $("console-form").addEventListener("submit", (ev) => {
+  /** A JSON object without a RequestID is sent with one and its answers are logged; anything
+   * else (own RequestID, not JSON) goes as typed, and what comes back is logged by onPush. */
+  $("console-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const link = $("console-api").value === "md" ? md : td;
     const text = $("console-input").value.trim();
     if (!text) return;
-    link.sendRaw(text);
+    if (!link.open) {
+      toast("error", T("m_console_not_sent"), T("m_not_connected", { api: link.api }));
+      return;
+    }
+    const client = link.client;
+    let obj = null;
+    try { obj = JSON.parse(text); } catch (e) { obj = null; }
+    log("", `${link.api} ⇢ ${text.slice(0, 400)}`);
+    if (!obj || typeof obj !== "object" || Array.isArray(obj) || obj.RequestID !== undefined) {
+      client.sendText(text);
+      return;
+    }
+    const show = (frame, kind) => log(kind, `${link.api} ⇠ ${JSON.stringify(frame).slice(0, 600)}`);
+    try {
+      for (const frame of await client.call(obj, { timeoutMs: CONSOLE_TIMEOUT_MS })) show(frame, "");
+    } catch (e) {
+      if (e instanceof ctp.CtpError) show(e.frame, "error");
+      // no answer: many requests have none when they work (a cancel shows as RtnOrder)
+      if (!(e instanceof ctp.RequestTimeout)) reportFailure(link.api, e, T("q_console", { what: obj.MsgType || "request" }), false);
+    }
   });
 
   // ------------------------------------------------------------------ start-up
@@ -2348,4 +2279,4 @@
 
   // For debugging from the browser console only; the page does not depend on it.
   window.webctpDemo = { state, td, md };
-})();
+}

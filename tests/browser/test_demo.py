@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -79,7 +80,7 @@ def _missing(what: str) -> NoReturn:
 class Service:
     """``python -m webctp`` on the simulator, on free ports read from its log lines."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, http_port: int = 0, ws_port: int = 0) -> None:
         self.workdir = workdir
         self.log_lines: list[str] = []
         self.ports: dict[str, int] = {}
@@ -100,9 +101,9 @@ class Service:
                 "--config",
                 str(config),
                 "--port",
-                "0",
+                str(http_port),
                 "--ws-port",
-                "0",
+                str(ws_port),
             ],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -143,9 +144,8 @@ class Service:
                 self.proc.wait(5)
         self._reader.join(5)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "demo-service.log").write_text(
-            "\n".join(self.log_lines) + "\n", encoding="utf-8"
-        )
+        with (ARTIFACTS / "demo-service.log").open("a", encoding="utf-8") as f:
+            f.write("\n".join(self.log_lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -732,6 +732,64 @@ def test_chinese_messages(desktop: Demo) -> None:
     d.tid("lang-button").click()
     expect(d.tid("md-state")).to_have_text("md: receiving quotes")
     expect(d.tid("td-state")).to_have_text("td: logged in as zhdemo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_service_restart(browser: Browser, tmp_path: Path) -> None:
+    """The service stops and starts again on the same ports: the page (webctp.js clients kept
+    open by its Reconnector) marks its data stale, counts down, reconnects, logs in again with
+    the credentials it kept in memory, subscribes again and shows the same account."""
+    from playwright.sync_api import expect
+
+    ports = free_port(), free_port()
+    service = Service(tmp_path, *ports)
+    base = service.wait_ready()
+    d = Demo(browser, base, DESKTOP, "restart")
+    try:
+        page = d.page
+        d.login("restart", "secret4")
+        rb = d.nearest("rb")
+        row = d.subscribe(rb)
+        d.quote(rb).click()
+        _, upper, _ = d.limits()
+        d.tid("ticket-price").fill(f"{upper:g}")
+        d.tid("ticket-submit").click()
+        expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+        d.settle_queries()
+        service.stop()
+        for api in ("td", "md"):
+            expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "disconnected")
+        expect(d.tid("md-state")).to_contain_text(re.compile(r"retrying in \d+ s"))
+        expect(page.locator("section.quotes")).to_have_attribute("data-stale", "true")
+        d.shot("down")
+        service = Service(tmp_path, *ports)
+        assert service.wait_ready() == base
+        for api in ("td", "md"):
+            expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "ready")
+        expect(page.locator("section.quotes")).to_have_attribute("data-stale", "false")
+        expect(row).to_have_attribute("data-subscribed", "true")
+        ticked = row.get_attribute("data-time") or ""
+        expect(row).not_to_have_attribute("data-time", ticked)
+        expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+        expect(d.orders(rb, "0")).to_have_count(1)
+        d.settle_queries()
+        d.dismiss_toasts()
+        d.shot("back")
+    finally:
+        # Chromium itself logs each refused attempt while the service is down (not the page's)
+        refused = re.compile(
+            rf"WebSocket connection to 'ws://127\.0\.0\.1:{ports[1]}/(td|md)/' failed: "
+            r".*ERR_CONNECTION_REFUSED$"
+        )
+        d.errors = [e for e in d.errors if not refused.search(e)]
+        d.finish()
+        service.stop()
 
 
 def test_phone_layout(phone: Demo) -> None:
