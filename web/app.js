@@ -55,18 +55,9 @@ import * as ctp from "/web/webctp.js";
   /** Exchanges that reject market (AnyPrice) orders. */
   const NO_MARKET_EXCHANGES = new Set(["SHFE", "INE"]);
 
-  /** Error codes the gateway produces itself (see docs/protocol). */
-  const GATEWAY_ERRORS = {
-    "-1": "the request could not be sent to the broker (network)",
-    "-2": "too many requests waiting for an answer",
-    "-3": "too many requests per second",
-    "-400": "bad request",
-    "-401": "not logged in",
-    "-404": "unknown message type",
-    "-408": "no answer from the broker in time",
-    "-429": "too many requests queued in this session",
-    "-503": "broker link down",
-  };
+  /** Error codes the gateway produces itself (see docs/protocol); their meanings are in i18n.js
+   * (g_<code>). */
+  const GATEWAY_ERRORS = new Set([-1, -2, -3, -400, -401, -404, -408, -429, -503]);
   /** English meaning of CTP ErrorIDs (the ErrorMsg itself is CTP's Chinese text). */
   const CTP_ERRORS = {
     1: "not synchronised", 2: "inconsistent session", 3: "invalid login (user or password)",
@@ -282,7 +273,7 @@ import * as ctp from "/web/webctp.js";
   /** The page's words for an ErrorID: the gateway's own codes in the page's language; CTP's
    * codes in English only (under 中文 CTP's own ErrorMsg already says it in Chinese). */
   function errorMeaning(id) {
-    if (id in GATEWAY_ERRORS) return T(`g_${id}`);
+    if (GATEWAY_ERRORS.has(id)) return T(`g_${id}`);
     return I18N.lang === "en" ? CTP_ERRORS[id] || "" : "";
   }
   /** What the failed frame was about, in words. */
