@@ -728,6 +728,43 @@ def test_chinese_messages(desktop: Demo) -> None:
     d.settle_queries()
     d.axe("Chinese messages")
     d.shot("zh-messages")
+
+    # unsubscribing; the console's frame with its own RequestID goes as typed, its answer logged
+    d.quote(rb).get_by_test_id("unsubscribe").click()
+    expect(d.quote(rb)).to_have_count(0)
+    expect(log.filter(has_text=f"已退订 {rb}")).to_have_count(1)
+    d.tid("tab-console").click()
+    d.tid("console-input").fill(
+        '{"MsgType": "ReqQryTradingAccount", "RequestID": 777, "QryTradingAccount": {}}'
+    )
+    d.tid("console-send").click()
+    expect(
+        log.filter(has_text=re.compile(r'td ⇠ \{"MsgType":"RspQryTradingAccount".*"RequestID":777'))
+    ).to_have_count(1)
+    d.tid("tab-positions").click()
+
+    # a failed login: the page's words in Chinese, CTP's message as sent; then the right password
+    d.tid("logout-button").click()
+    expect(d.tid("td-state")).to_have_text("td: 离线")
+    expect(log.filter(has_text="已退出")).to_have_count(1)
+    d.tid("login-password").fill("wrong")
+    d.tid("login-button").click()
+    expect(d.tid("td-state")).to_have_attribute("data-state", "login_failed")
+    failed = page.locator("[data-testid=toast][data-kind=error]", has_text="td 登录失败")
+    expect(failed).to_have_count(1)
+    [refusal] = [f for f in d.received("RspUserLogin") if (f["RspInfo"] or {}).get("ErrorID")]
+    info = refusal["RspInfo"]
+    expect(failed.locator(".detail")).to_contain_text(
+        f"{info['ErrorMsg']} (ErrorID {info['ErrorID']})"
+    )
+    expect(d.tid("td-state")).to_contain_text(f"登录失败: {info['ErrorMsg']}")
+    expect(d.tid("md-state")).to_have_text("md: 离线")
+    d.tid("login-password").fill("secret3")
+    d.tid("login-button").click()
+    expect(d.tid("td-state")).to_have_text("td: 已登录：zhdemo")
+    expect(d.tid("md-state")).to_have_text("md: 接收行情中")
+    d.settle_queries()
+
     # switching back: the badges follow, messages already shown keep their language
     d.tid("lang-button").click()
     expect(d.tid("md-state")).to_have_text("md: receiving quotes")
