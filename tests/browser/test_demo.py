@@ -287,6 +287,15 @@ class Demo:
             float(node.get_attribute("data-tick") or "0"),
         )
 
+    def click_depth(self, side: str, level: int) -> float:
+        """Click a depth price; the price it showed when clicked. The depth is drawn again on
+        every tick, so a price read first and clicked after may be another level's by then: the
+        click and the read are one step in the page."""
+        price: float = self.page.locator(
+            f"[data-testid=depth-price][data-side={side}][data-level='{level}']"
+        ).evaluate("(b) => { const p = Number(b.dataset.price); b.click(); return p; }")
+        return price
+
     def settle_queries(self) -> None:
         from playwright.sync_api import expect
 
@@ -394,9 +403,7 @@ def test_desktop_terminal(desktop: Demo) -> None:
 
     # --- depth: five levels a side; a click loads the level into the ticket
     expect(page.locator("[data-testid=depth-row]")).to_have_count(10)
-    ask2 = page.locator("[data-testid=depth-price][data-side=ask][data-level='2']")
-    ask2_price = float(ask2.get_attribute("data-price") or "0")
-    ask2.click()
+    ask2_price = d.click_depth("ask", 2)
     expect(d.tid("ticket-buy")).to_be_checked()
     assert float(d.tid("ticket-price").input_value()) == pytest.approx(ask2_price)
     bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
@@ -474,9 +481,7 @@ def test_desktop_terminal(desktop: Demo) -> None:
     assert sorted(prices) == pytest.approx(sorted([lower, new_price]))
 
     # --- depth shows my resting orders at their price: a buy at the best bid
-    bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
-    mine_price = float(bid1.get_attribute("data-price") or "0")
-    bid1.click()  # a bid loads a sell at that price; make it a buy resting there
+    mine_price = d.click_depth("bid", 1)  # a sell at that price; make it a buy resting there
     expect(d.tid("ticket-sell")).to_be_checked()
     page.locator("label.seg-item.buy").click()
     expect(submit).to_have_text("Buy open")
