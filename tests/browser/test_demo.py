@@ -791,47 +791,49 @@ def test_service_restart(browser: Browser, tmp_path: Path) -> None:
 
     ports = free_port(), free_port()
     service = Service(tmp_path, *ports)
-    base = service.wait_ready()
-    d = Demo(browser, base, DESKTOP, "restart")
     try:
-        page = d.page
-        d.login("restart", "secret4")
-        rb = d.nearest("rb")
-        row = d.subscribe(rb)
-        d.quote(rb).click()
-        _, upper, _ = d.limits()
-        d.tid("ticket-price").fill(f"{upper:g}")
-        d.tid("ticket-submit").click()
-        expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
-        d.settle_queries()
-        service.stop()
-        for api in ("td", "md"):
-            expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "disconnected")
-        expect(d.tid("md-state")).to_contain_text(re.compile(r"retrying in \d+ s"))
-        expect(page.locator("section.quotes")).to_have_attribute("data-stale", "true")
-        d.shot("down")
-        service = Service(tmp_path, *ports)
-        assert service.wait_ready() == base
-        for api in ("td", "md"):
-            expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "ready")
-        expect(page.locator("section.quotes")).to_have_attribute("data-stale", "false")
-        expect(row).to_have_attribute("data-subscribed", "true")
-        ticked = row.get_attribute("data-time") or ""
-        expect(row).not_to_have_attribute("data-time", ticked)
-        expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
-        expect(d.orders(rb, "0")).to_have_count(1)
-        d.settle_queries()
-        d.dismiss_toasts()
-        d.shot("back")
+        base = service.wait_ready()
+        d = Demo(browser, base, DESKTOP, "restart")
+        try:
+            page = d.page
+            d.login("restart", "secret4")
+            rb = d.nearest("rb")
+            row = d.subscribe(rb)
+            d.quote(rb).click()
+            _, upper, _ = d.limits()
+            d.tid("ticket-price").fill(f"{upper:g}")
+            d.tid("ticket-submit").click()
+            expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+            d.settle_queries()
+            service.stop()
+            for api in ("td", "md"):
+                expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "disconnected")
+            expect(d.tid("md-state")).to_contain_text(re.compile(r"retrying in \d+ s"))
+            expect(page.locator("section.quotes")).to_have_attribute("data-stale", "true")
+            d.shot("down")
+            service = Service(tmp_path, *ports)
+            assert service.wait_ready() == base
+            for api in ("td", "md"):
+                expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "ready")
+            expect(page.locator("section.quotes")).to_have_attribute("data-stale", "false")
+            expect(row).to_have_attribute("data-subscribed", "true")
+            ticked = row.get_attribute("data-time") or ""
+            expect(row).not_to_have_attribute("data-time", ticked)
+            expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+            expect(d.orders(rb, "0")).to_have_count(1)
+            d.settle_queries()
+            d.dismiss_toasts()
+            d.shot("back")
+        finally:
+            # Chromium itself logs each refused attempt while the service is down (not the page's)
+            refused = re.compile(
+                rf"WebSocket connection to 'ws://127\.0\.0\.1:{ports[1]}/(td|md)/' failed: "
+                r".*ERR_CONNECTION_REFUSED$"
+            )
+            d.errors = [e for e in d.errors if not refused.search(e)]
+            d.finish()
     finally:
-        # Chromium itself logs each refused attempt while the service is down (not the page's)
-        refused = re.compile(
-            rf"WebSocket connection to 'ws://127\.0\.0\.1:{ports[1]}/(td|md)/' failed: "
-            r".*ERR_CONNECTION_REFUSED$"
-        )
-        d.errors = [e for e in d.errors if not refused.search(e)]
-        d.finish()
-        service.stop()
+        service.stop()  # the one running now (stop() is a no-op once stopped)
 
 
 def test_phone_layout(phone: Demo) -> None:
