@@ -1,7 +1,11 @@
 /* webctp web demo: one page that talks to the webctp gateway over its two WebSockets (td, md).
  *
- * Plain JavaScript, no framework, no network access beyond the gateway. How it works:
+ * Plain JavaScript (an ES module, no build step, no framework), no network access beyond the
+ * gateway. How it works:
  * - GET /api/endpoints tells the page the td/md WebSocket URLs (and whether a token is needed).
+ * - The sockets are webctp.js clients (the browser client the service serves at /web/webctp.js):
+ *   RequestIDs, answers collected up to IsLast, typed errors, subscriptions and reconnecting are
+ *   the module's; this file is the terminal on top.
  * - Everything on screen is driven by pushes: RtnOrder/RtnTrade update orders and trades and
  *   schedule ONE debounced re-query of account and positions; ticks update quotes, the chart and
  *   position P/L. Nothing is polled on a timer.
@@ -10,9 +14,9 @@
  * - Every frame whose RspInfo.ErrorID != 0 is shown to the user in words (toast + log),
  *   including the gateway's own -400/-401/-404/-429/-503/-408 frames.
  */
-"use strict";
+import * as ctp from "/web/webctp.js";
 
-(function () {
+{ // (a block only to keep the page's code indented as one unit; the module scope is private)
   // ------------------------------------------------------------------ words for CTP codes
   const ORDER_STATUS = {
     "0": "Filled",
@@ -51,18 +55,9 @@
   /** Exchanges that reject market (AnyPrice) orders. */
   const NO_MARKET_EXCHANGES = new Set(["SHFE", "INE"]);
 
-  /** Error codes the gateway produces itself (see docs/protocol). */
-  const GATEWAY_ERRORS = {
-    "-1": "the request could not be sent to the broker (network)",
-    "-2": "too many requests waiting for an answer",
-    "-3": "too many requests per second",
-    "-400": "bad request",
-    "-401": "not logged in",
-    "-404": "unknown message type",
-    "-408": "no answer from the broker in time",
-    "-429": "too many requests queued in this session",
-    "-503": "broker link down",
-  };
+  /** Error codes the gateway produces itself (see docs/protocol); their meanings are in i18n.js
+   * (g_<code>). */
+  const GATEWAY_ERRORS = new Set([-1, -2, -3, -400, -401, -404, -408, -429, -503]);
   /** English meaning of CTP ErrorIDs (the ErrorMsg itself is CTP's Chinese text). */
   const CTP_ERRORS = {
     1: "not synchronised", 2: "inconsistent session", 3: "invalid login (user or password)",
@@ -92,9 +87,9 @@
   const THROTTLED = new Set([90, -2, -3]);
   const QUERY_TIMEOUT_MS = 20000;
   const QUERY_RETRY_MS = 1000;
+  const CONSOLE_TIMEOUT_MS = 60000;
   const REFRESH_DEBOUNCE_MS = 300;
   const LOG_MAX = 600;
-  const ENVELOPE_KEYS = new Set(["MsgType", "RspInfo", "RequestID", "IsLast", "Request", "Detail"]);
 
   // ------------------------------------------------------------------ helpers
   const $ = (id) => document.getElementById(id);
@@ -170,21 +165,14 @@
   function storageSet(key, value) {
     try { window.localStorage.setItem(key, value); } catch (e) { /* private mode: not kept */ }
   }
-  function payloadKey(msg) {
-    for (const k of Object.keys(msg)) if (!ENVELOPE_KEYS.has(k)) return k;
-    return null;
-  }
-  function errorOf(msg) {
-    const info = msg.RspInfo;
-    if (info && typeof info === "object" && info.ErrorID !== 0 && info.ErrorID !== undefined) return info;
-    return null;
-  }
+  /** The frame's error (a webctp.js CtpError: errorId, errorMsg, detail), or null. */
+  const errorOf = ctp.errorOf;
   function describeOrderFields(o) {
     if (!o) return "";
-    const off = OFFSET[(o.CombOffsetFlag || "")[0]] || "";
-    const dir = DIRECTION[o.Direction] || "";
-    const price = o.OrderPriceType === "1" ? "market" : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
-    return `${dir} ${off.toLowerCase()} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price}`.replace(/\s+/g, " ").trim();
+    const words = sideWords(o.Direction, (o.CombOffsetFlag || "")[0]);
+    const price = o.OrderPriceType === "1" ? T("market_word") : "@ " + fmtPrice(o.LimitPrice, o.InstrumentID);
+    const type = o.TimeCondition === "1" && o.OrderPriceType !== "1" ? orderTypeOf(o) : "";
+    return `${words} ${o.VolumeTotalOriginal} ${o.InstrumentID} ${price} ${type}`.replace(/\s+/g, " ").trim();
   }
   /** "Buy close today" (English, as the tests and logs use) or "买平今" (Chinese). */
   function sideWords(dir, off) {
@@ -221,8 +209,7 @@
     instrumentsLoaded: false,
     ticks: new Map(), // InstrumentID -> latest DepthMarketData
     quoteRows: new Map(), // InstrumentID -> {tr, cells}
-    subscribed: new Set(), // confirmed by RspSubMarketData
-    subPending: new Set(),
+    subs: new Map(), // InstrumentID -> the webctp.js Subscription whose ticks the page reads
     autoSubscribed: new Set(), // position instruments subscribed once automatically
     selected: null,
     orders: new Map(), // FrontID:SessionID:OrderRef -> Order (+ _seq)
@@ -264,7 +251,7 @@
     const t = el("div", { class: `toast ${kind}`, "data-testid": "toast", "data-kind": kind, role: kind === "error" ? "alert" : "status" },
       el("div", { class: "title" }, title, el("span", { class: "repeat" })),
       detail ? el("div", { class: "detail", text: detail }) : null,
-      el("button", { class: "close", type: "button", "aria-label": "Dismiss", text: "×", onclick: () => t.remove() }));
+      el("button", { class: "close", type: "button", "aria-label": T("dismiss"), text: "×", onclick: () => t.remove() }));
     t.dataset.key = key;
     toastBox.append(t); // newest at the bottom
     while (toastBox.childElementCount > TOAST_MAX) toastBox.firstElementChild.remove();
@@ -283,33 +270,34 @@
     t.dataset.timer = String(setTimeout(() => t.remove(), ms));
   }
 
+  /** The page's words for an ErrorID: the gateway's own codes in the page's language; CTP's
+   * codes in English only (under 中文 CTP's own ErrorMsg already says it in Chinese). */
   function errorMeaning(id) {
-    if (id in GATEWAY_ERRORS) return GATEWAY_ERRORS[id];
-    return CTP_ERRORS[id] || "";
+    if (GATEWAY_ERRORS.has(id)) return T(`g_${id}`);
+    return I18N.lang === "en" ? CTP_ERRORS[id] || "" : "";
   }
   /** What the failed frame was about, in words. */
   function actionOf(api, msg, pending) {
     const t = msg.MsgType || "";
-    const key = payloadKey(msg);
-    const payload = key ? msg[key] : null;
+    const payload = ctp.payloadOf(msg);
     if (t === "RspOrderInsert" || t === "ErrRtnOrderInsert") {
-      return "Order rejected: " + (payload ? describeOrderFields(payload) : pending ? pending.label : "");
+      return T("err_order", { what: payload ? describeOrderFields(payload) : pending ? pending.label : "" });
     }
     if (t === "RspOrderAction" || t === "ErrRtnOrderAction") {
       const what = payload ? `${payload.InstrumentID || ""} ${(payload.OrderSysID || payload.OrderRef || "").trim()}` : pending ? pending.label : "";
-      return "Cancel rejected: " + what.trim();
+      return T("err_cancel", { what: what.trim() });
     }
-    if (t === "RspUserLogin" || t === "RspAuthenticate") return `${api} login failed`;
-    if (t === "RspUserLogout") return `${api} logout failed`;
+    if (t === "RspUserLogin" || t === "RspAuthenticate") return T("err_login", { api });
+    if (t === "RspUserLogout") return T("err_logout", { api });
     if (t === "RspSubMarketData" || t === "RspUnSubMarketData") {
       const inst = payload && payload.InstrumentID ? payload.InstrumentID : pending ? pending.label : "";
-      return `${t === "RspSubMarketData" ? "Subscribe" : "Unsubscribe"} ${inst} failed`.replace("  ", " ");
+      return T(t === "RspSubMarketData" ? "err_sub" : "err_unsub", { id: inst }).replace("  ", " ");
     }
-    if (pending && pending.label) return `${pending.label} failed`;
-    if (msg.Request) return `${msg.Request} failed`;
-    if (t.startsWith("RspQry")) return `Query ${t.slice(6)} failed`;
-    if (t === "RspError") return `${api}: the gateway refused a request`;
-    return `${t} failed`;
+    if (pending && pending.label) return T("err_failed", { what: pending.label });
+    if (msg.Request) return T("err_failed", { what: msg.Request });
+    if (t.startsWith("RspQry")) return T("err_query", { what: t.slice(6) });
+    if (t === "RspError") return T("err_refused", { api });
+    return T("err_failed", { what: t });
   }
   function reportError(api, msg, pending, retrying) {
     const info = msg.RspInfo;
@@ -321,34 +309,25 @@
     if (text && text.toLowerCase() !== meaning.toLowerCase()) parts.push(text);
     let detail = `${parts.join(" — ")} (ErrorID ${id})`;
     if (msg.Detail) detail += ` · ${msg.Detail}`;
-    if (retrying) detail += " · trying again";
+    if (retrying) detail += ` · ${T("trying_again")}`;
     toast(retrying ? "warn" : "error", actionOf(api, msg, pending), detail);
   }
 
   // ------------------------------------------------------------------ link state badges
   const linkBadge = { td: $("td-state"), md: $("md-state") };
-  /** Link-state phrases in Chinese (what follows a known beginning, e.g. a reason, stays). */
-  const LINK_ZH = [
-    ["gateway unreachable, retrying in", "网关不可达，"], ["connected, logging in", "已连接，登录中"],
-    ["connecting to the broker", "正在连接经纪商"], ["connecting", "连接中"], ["logging in", "登录中"],
-    ["logged in as", "已登录"], ["receiving quotes", "接收行情中"], ["offline", "离线"],
-    ["broker link down", "经纪商连接中断"], ["broker link back, logging in again", "经纪商连接恢复，重新登录中"],
-    ["broker link up, not logged in", "经纪商已连接，未登录"], ["broker link up", "经纪商已连接"],
-    ["re-logging in", "重新登录中"], ["login failed", "登录失败"], ["disconnected", "已断开"],
-    ["not served", "未提供"],
-  ];
-  function linkWords(text) {
-    if (I18N.lang !== "zh") return text;
-    if (text.startsWith("gateway unreachable")) return text.replace(/^gateway unreachable, retrying in (\d+) s/, (m, n) => T("retrying", { s: n }));
-    for (const [en, zh] of LINK_ZH) if (text.startsWith(en)) return zh + text.slice(en.length);
-    return text;
+  function linkText(b) {
+    return `${b.dataset.api}: ${T(b.dataset.key || "ls_offline", JSON.parse(b.dataset.vars || "{}"))}`;
   }
-  function setLinkState(api, stateName, text) {
+  /** The badge of a link: its state name (data-state) and words (a dictionary key and its
+   * variables; a reason or detail from the gateway is inserted as sent). */
+  function setLinkState(api, stateName, key, vars) {
     const b = linkBadge[api];
     const changed = b.dataset.state !== stateName;
     b.dataset.state = stateName;
-    b.dataset.text = text;
-    b.textContent = `${api}: ${linkWords(text)}`;
+    b.dataset.api = api;
+    b.dataset.key = key;
+    b.dataset.vars = JSON.stringify(vars || {});
+    b.textContent = linkText(b);
     b.title = b.textContent;
     if (changed) {
       if (stateName === "ready") staleSince[api] = null;
@@ -375,276 +354,183 @@
       node.dataset.stale = stale ? "true" : "false";
       const since = apis.map((a) => (down[a] ? staleSince[a] : null)).filter(Boolean)[0];
       for (const badge of node.querySelectorAll(".stale-badge")) {
-        badge.title = since ? `since ${since}` : "";
+        badge.title = since ? T("stale_since", { t: since }) : "";
       }
     }
   }
 
-  // ------------------------------------------------------------------ the WebSocket link
+  // ------------------------------------------------------------------ the links (webctp.js)
+  /* Each link is one webctp.js client (TdClient/MdClient) kept open by a webctp.js Reconnector:
+     RequestIDs, answers collected up to IsLast, typed errors, the socket and its reconnection
+     are the module's; the page adds the words on screen, the login after each new socket, and
+     (td) a query queue. */
   class Link {
-    constructor(api) {
+    constructor(api, connect) {
       this.api = api;
-      this.url = null;
-      this.ws = null;
-      this.nextId = 1;
-      this.pending = new Map(); // RequestID -> {label, rows, done?, timer?, console?}
-      this.queue = [];
-      this.inFlight = null;
-      this.wanted = false;
+      this.connect = connect; // ctp.connectTd or ctp.connectMd
+      this.keeper = null; // the Reconnector while the user wants this link
+      this.client = null; // the client of the open socket
       this.ready = false; // logged in
       this.everReady = false;
-      this.retryDelay = 1000;
-      this.retryTimer = 0;
-      this.loginId = null;
+      this.countdownTimer = 0;
     }
-    connect(url) {
-      this.url = url;
-      this.wanted = true;
-      if (this.ws) return;
-      this.open();
-    }
-    open() {
-      clearTimeout(this.retryTimer);
-      clearInterval(this.countdownTimer);
-      setLinkState(this.api, "connecting", "connecting…");
-      let ws;
-      try {
-        ws = new WebSocket(this.url);
-      } catch (e) {
-        toast("error", `${this.api}: cannot open ${this.url}`, String(e));
-        this.scheduleReconnect();
-        return;
-      }
-      this.ws = ws;
-      ws.onopen = () => {
-        if (ws !== this.ws) return;
-        this.retryDelay = 1000;
-        setLinkState(this.api, "connected", "connected, logging in…");
-        log("", `${this.api}: socket open ${this.url}`);
-        onLinkOpen(this);
-      };
-      ws.onmessage = (ev) => {
-        if (ws !== this.ws) return;
-        let msg;
-        try {
-          msg = JSON.parse(ev.data);
-        } catch (e) {
-          toast("error", `${this.api}: unreadable frame from the gateway`, String(ev.data).slice(0, 200));
-          return;
-        }
-        if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
-          toast("error", `${this.api}: unexpected frame from the gateway`, String(ev.data).slice(0, 200));
-          return;
-        }
-        this.dispatch(msg);
-      };
-      ws.onclose = (ev) => {
-        if (ws !== this.ws) return;
-        this.ws = null;
-        const why = `socket closed (code ${ev.code}${ev.reason ? ", " + ev.reason : ""})`;
-        this.down(why);
-        if (this.wanted) {
-          toast("warn", `${this.api}: connection to the gateway lost`, `${why}; reconnecting`);
-          this.scheduleReconnect();
-        } else {
-          setLinkState(this.api, "offline", "offline");
-        }
-      };
-      ws.onerror = () => { /* a close event with the code follows */ };
-    }
-    scheduleReconnect() {
-      const delay = this.retryDelay;
-      this.retryDelay = Math.min(this.retryDelay * 2, 30000);
-      const at = Date.now() + delay;
-      const show = () => {
-        const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
-        setLinkState(this.api, "disconnected", `gateway unreachable, retrying in ${left} s`);
-        linkBadge[this.api].dataset.retry = String(left);
-      };
-      show();
-      clearInterval(this.countdownTimer);
-      this.countdownTimer = setInterval(show, 1000); // "retrying in 3 s, 2 s, 1 s"
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => {
+    /** The open WebSocket (the browser console and the tests close it to simulate a drop). */
+    get ws() { return this.client ? this.client.ws : null; }
+    /** The wait before the next reconnection attempt, in ms. */
+    get retryDelay() { return this.keeper ? this.keeper.retryDelay : 1000; }
+    set retryDelay(ms) { if (this.keeper) this.keeper.retryDelay = ms; }
+    get open() { return !!this.client && !this.client.closed; }
+    start(url, token) {
+      if (this.keeper) return;
+      const keeper = new ctp.Reconnector(this.connect, url, { token });
+      this.keeper = keeper;
+      keeper.on("connecting", () => {
         clearInterval(this.countdownTimer);
-        if (this.wanted && !this.ws) this.open();
-      }, delay);
+        setLinkState(this.api, "connecting", "ls_connecting");
+      });
+      keeper.on("open", (client) => {
+        this.client = client;
+        client.onPush(null, (frame) => onPush(this, frame));
+        setLinkState(this.api, "connected", "ls_connected_login");
+        log("", T("m_socket_open", { api: this.api, url }));
+        if (state.creds) sendLogin(this);
+      });
+      keeper.on("close", (error) => {
+        this.client = null;
+        this.ready = false;
+        if (this.api === "td") queries.failAll();
+        const lost = error instanceof ctp.ConnectionLost ? error : new ctp.ConnectionLost(null, String(error));
+        toast("warn", T("m_conn_lost", { api: this.api }),
+          T("m_conn_lost_d", { code: lost.code ?? "-", reason: lost.reason ? ", " + lost.reason : "" }));
+      });
+      keeper.on("retry", (at) => {
+        const show = () => {
+          const left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+          setLinkState(this.api, "disconnected", "retrying", { s: left });
+          linkBadge[this.api].dataset.retry = String(left);
+        };
+        show();
+        clearInterval(this.countdownTimer);
+        this.countdownTimer = setInterval(show, 1000); // "retrying in 3 s, 2 s, 1 s"
+      });
+      keeper.start();
     }
-    close() {
-      this.wanted = false;
-      clearTimeout(this.retryTimer);
+    stop() {
       clearInterval(this.countdownTimer);
-      const ws = this.ws;
-      this.ws = null;
-      if (ws) ws.close(1000, "logout");
-      this.down("closed");
-      setLinkState(this.api, "offline", "offline");
-    }
-    /** The socket is gone: every outstanding request is finished with an error. */
-    down(reason) {
+      const keeper = this.keeper;
+      this.keeper = null;
+      this.client = null;
       this.ready = false;
-      const failure = { ok: false, rows: [], error: { ErrorID: -503, ErrorMsg: reason } };
-      for (const [id, p] of this.pending) {
-        clearTimeout(p.timer);
-        if (p.done) p.done(failure);
-        this.pending.delete(id);
-      }
-      const queued = this.queue.splice(0);
-      for (const item of queued) item.resolve(failure);
-      if (this.inFlight) {
-        clearTimeout(this.inFlight.retryTimer);
-        const item = this.inFlight;
-        this.inFlight = null;
-        item.resolve(failure);
-      }
-      showQueryStatus();
+      if (keeper) keeper.stop(1000, "logout");
+      if (this.api === "td") queries.failAll();
+      setLinkState(this.api, "offline", "ls_offline");
     }
-    /** Send one frame; returns its RequestID (null when the socket is not open). */
-    send(frame, label, extra) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", `${label || frame.MsgType} not sent`, `${this.api} is not connected to the gateway`);
-        return null;
-      }
-      const id = this.nextId++;
-      const out = Object.assign({ MsgType: frame.MsgType, RequestID: id }, frame);
-      out.RequestID = id;
-      this.ws.send(JSON.stringify(out));
-      const p = Object.assign({ label: label || frame.MsgType, rows: [] }, extra || {});
-      if (!p.done) {
-        // Requests that may never get a response on success (an order answers with RtnOrder):
-        // forget them after a while.
-        p.timer = setTimeout(() => this.pending.delete(id), 60000);
-      }
-      this.pending.set(id, p);
-      return id;
+    /** The client, or null with a message saying why ``what`` is not sent. */
+    usable(what) {
+      if (this.open) return this.client;
+      toast("error", T("m_not_sent", { what }), T("m_not_connected", { api: this.api }));
+      return null;
     }
-    /** Send a raw text frame from the console (RequestID added when missing). */
-    sendRaw(text) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
-        toast("error", "Console: not sent", `${this.api} is not connected to the gateway`);
-        return;
-      }
-      let obj = null;
-      try { obj = JSON.parse(text); } catch (e) { obj = null; }
-      let id = null;
-      if (obj && typeof obj === "object" && !Array.isArray(obj)) {
-        if (obj.RequestID === undefined) obj.RequestID = this.nextId++;
-        id = obj.RequestID;
-        text = JSON.stringify(obj);
-      }
-      this.ws.send(text);
-      log("", `${this.api} ⇢ ${text.slice(0, 400)}`);
-      if (typeof id === "number") {
-        const p = { label: `Console ${obj.MsgType || "request"}`, rows: [], console: true };
-        p.timer = setTimeout(() => this.pending.delete(id), 60000);
-        this.pending.set(id, p);
-      }
+  }
+
+  const td = new Link("td", ctp.connectTd);
+  const md = new Link("md", ctp.connectMd);
+
+  /** Report a failed request: CtpError in words; a lost socket is reported by its link. */
+  function reportFailure(api, error, label, retrying) {
+    if (error instanceof ctp.CtpError) reportError(api, error.frame, { label }, retrying);
+    else if (error instanceof ctp.RequestTimeout) {
+      toast("error", T("err_failed", { what: label }), T("m_no_answer", { s: Math.round(error.timeoutMs / 1000) }));
+    } else if (!(error instanceof ctp.ConnectionLost)) {
+      toast("error", T("err_failed", { what: label }), String(error));
     }
-    /** Queue a query: one in flight at a time, answered with {ok, rows, error}. */
-    query(msgType, key, payload, label) {
+  }
+
+  /** td queries, one in flight at a time (CTP answers one query at a time per session; the
+   * gateway paces them too, but a page should not flood it); the same query already waiting is
+   * not queued twice; throttled ones (ErrorID 90, -2, -3) are tried again a little later. Each
+   * resolves to {ok, rows, error}. */
+  const queries = {
+    queue: [],
+    inFlight: null,
+    run(name, payload, label) {
       const body = JSON.stringify(payload);
-      for (const item of this.queue) {
-        if (item.msgType === msgType && item.body === body) return item.promise;
-      }
+      for (const item of this.queue) if (item.name === name && item.body === body) return item.promise;
       let resolve;
       const promise = new Promise((r) => { resolve = r; });
-      this.queue.push({ msgType, key, payload, body, label, resolve, promise, tries: 0 });
+      this.queue.push({ name, payload, body, label, resolve, promise, tries: 0 });
       this.pump();
       return promise;
-    }
-    pump() {
+    },
+    async pump() {
       showQueryStatus();
-      if (!this.ready || this.inFlight || this.queue.length === 0) return;
+      if (!td.ready || this.inFlight || this.queue.length === 0) return;
       const item = this.queue.shift();
       this.inFlight = item;
       item.tries += 1;
-      const frame = { MsgType: item.msgType };
-      frame[item.key] = item.payload;
-      const finish = (res) => {
+      let result;
+      try {
+        result = { ok: true, rows: await td.client.query(item.name, item.payload, { timeoutMs: QUERY_TIMEOUT_MS }), error: null };
+      } catch (e) {
+        result = { ok: false, rows: [], error: e };
+      }
+      if (this.inFlight !== item) return; // failAll() finished it meanwhile
+      const throttled = result.error instanceof ctp.CtpError && THROTTLED.has(result.error.errorId);
+      if (!result.ok) reportFailure("td", result.error, item.label, throttled && item.tries < 4);
+      if (throttled && item.tries < 4) {
+        await new Promise((r) => setTimeout(r, QUERY_RETRY_MS * item.tries));
         if (this.inFlight !== item) return;
-        if (!res.ok && res.error && THROTTLED.has(res.error.ErrorID) && item.tries < 4) {
-          item.retryTimer = setTimeout(() => {
-            if (this.inFlight !== item) return;
-            this.inFlight = null;
-            this.queue.unshift(item);
-            this.pump();
-          }, QUERY_RETRY_MS * item.tries);
-          return;
-        }
-        this.inFlight = null;
-        item.resolve(res);
-        this.pump();
-        showQueryStatus();
-      };
-      const id = this.send(frame, item.label, { done: finish, query: item });
-      if (id === null) {
-        finish({ ok: false, rows: [], error: { ErrorID: -503, ErrorMsg: "not connected" } });
-        return;
+        this.queue.unshift(item);
+      } else {
+        item.resolve(result);
       }
-      const p = this.pending.get(id);
-      p.timer = setTimeout(() => {
-        if (!this.pending.has(id)) return;
-        this.pending.delete(id);
-        toast("error", `${item.label} failed`, `no answer within ${QUERY_TIMEOUT_MS / 1000} s`);
-        finish({ ok: false, rows: [], error: { ErrorID: -408, ErrorMsg: "timeout" } });
-      }, QUERY_TIMEOUT_MS);
-    }
-    dispatch(msg) {
-      const id = msg.RequestID;
-      const p = typeof id === "number" ? this.pending.get(id) : undefined;
-      const err = errorOf(msg);
-      if (p && p.console) log(err ? "error" : "", `${this.api} ⇠ ${JSON.stringify(msg).slice(0, 600)}`);
-      if (err && msg.MsgType !== "FrontDisconnected") {
-        const retrying = !!(p && p.query && THROTTLED.has(err.ErrorID) && p.query.tries < 4);
-        reportError(this.api, msg, p, retrying);
-      }
-      if (p) {
-        const key = payloadKey(msg);
-        if (!err && key && msg[key]) p.rows.push(msg[key]);
-        if (msg.IsLast === true || (err && msg.IsLast !== false)) {
-          this.pending.delete(id);
-          clearTimeout(p.timer);
-          if (p.done) p.done({ ok: !err, rows: p.rows, error: err, msg });
-        }
-        if (p.query) return; // query rows are handled when the query completes
-      }
-      handleFrame(this, msg, p);
-    }
-  }
-
-  const td = new Link("td");
-  const md = new Link("md");
+      this.inFlight = null;
+      this.pump();
+    },
+    /** The socket is gone: every waiting query is finished without rows. */
+    failAll() {
+      const failed = { ok: false, rows: [], error: new ctp.ConnectionLost(null, "closed") };
+      const items = this.queue.splice(0);
+      if (this.inFlight) items.push(this.inFlight);
+      this.inFlight = null;
+      for (const item of items) item.resolve(failed);
+      showQueryStatus();
+    },
+  };
 
   /** "querying: Position query (+2 queued)"; data-pending counts queued + in flight. */
   function showQueryStatus() {
     const node = $("query-status");
-    const pending = (td.inFlight ? 1 : 0) + td.queue.length;
+    const pending = (queries.inFlight ? 1 : 0) + queries.queue.length;
     node.dataset.pending = String(pending);
     if (!pending) {
       node.textContent = "";
       return;
     }
-    const current = td.inFlight ? td.inFlight.label : td.queue[0].label;
+    const current = queries.inFlight ? queries.inFlight.label : queries.queue[0].label;
     const more = pending - 1;
-    node.textContent = `${td.ready ? "querying" : "waiting for login"}: ${current}${more ? ` (+${more} queued)` : ""}`;
+    node.textContent = T(td.ready ? "querying" : "waiting_login", { what: current }) + (more ? T("queued_more", { n: more }) : "");
   }
 
   // ------------------------------------------------------------------ login / logout
-  function sendLogin(link) {
+  async function sendLogin(link) {
     const c = state.creds;
-    if (!c) return;
-    const payload = { UserID: c.UserID, Password: c.Password };
-    link.loginId = link.send({ MsgType: "ReqUserLogin", ReqUserLogin: payload }, `${link.api} login`);
-    setLinkState(link.api, "connected", "logging in…");
-  }
-  function onLinkOpen(link) {
-    if (state.creds) sendLogin(link);
-  }
-
-  function endpointUrl(url) {
-    const token = $("login-token").value.trim();
-    if (!token) return url;
-    return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    const client = link.client;
+    if (!c || !client) return;
+    setLinkState(link.api, "connected", "ls_logging_in");
+    let info;
+    try {
+      info = await client.login(c.UserID, c.Password);
+    } catch (e) {
+      if (client !== link.client) return;
+      if (e instanceof ctp.CtpError) reportError(link.api, e.frame, null, false);
+      if (link.api === "td") onTdLoginFailed(e);
+      else if (e instanceof ctp.CtpError) setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${e.errorMsg}` });
+      return;
+    }
+    if (client !== link.client) return;
+    if (link.api === "td") onTdLogin(info, true);
+    else onMdLogin(true);
   }
 
   $("login-form").addEventListener("submit", (ev) => {
@@ -652,20 +538,21 @@
     const UserID = $("login-user").value.trim();
     const Password = $("login-password").value;
     if (!UserID) {
-      toast("error", "Login not sent", "enter a UserID");
+      toast("error", T("m_login_not_sent"), T("m_enter_user"));
       return;
     }
     if (!state.endpoints) {
-      toast("error", "Login not sent", "the gateway's endpoints are not known yet (GET /api/endpoints failed)");
+      toast("error", T("m_login_not_sent"), T("m_no_endpoints"));
       return;
     }
     state.creds = { UserID, Password };
     storageSet("webctp.user", UserID);
     $("login-button").disabled = true;
+    const token = $("login-token").value.trim() || null;
     for (const [link, url] of [[td, state.endpoints.td], [md, state.endpoints.md]]) {
       if (!url) continue;
-      if (link.ws && link.ws.readyState === WebSocket.OPEN) sendLogin(link);
-      else link.connect(endpointUrl(url));
+      if (link.open) sendLogin(link);
+      else link.start(url, token);
     }
   });
 
@@ -678,17 +565,15 @@
     const finish = () => {
       if (!state.loggingOut) return;
       state.loggingOut = false;
-      td.close();
-      md.close();
+      td.stop();
+      md.stop();
       state.creds = null;
       resetSession();
-      log("", "logged out");
+      log("", T("m_logged_out"));
     };
-    if (td.ready && state.login) {
-      const id = td.send({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: state.login.BrokerID, UserID: state.login.UserID } },
-        "Logout", { done: finish });
-      if (id === null) finish();
-      else setTimeout(finish, 3000);
+    if (td.ready && state.login && td.open) {
+      td.client.call({ MsgType: "ReqUserLogout", UserLogout: { BrokerID: state.login.BrokerID, UserID: state.login.UserID } },
+        { timeoutMs: 3000 }).catch((e) => reportFailure("td", e, T("q_logout"), false)).finally(finish);
     } else {
       finish();
     }
@@ -700,8 +585,7 @@
     state.trades.clear();
     state.positionRows = [];
     state.account = null;
-    state.subscribed.clear();
-    state.subPending.clear();
+    state.subs.clear();
     state.autoSubscribed.clear();
     state.cancelPending.clear();
     state.replacing.clear();
@@ -719,52 +603,53 @@
     updateStale();
   }
 
-  function onTdLogin(msg) {
-    const info = msg.RspUserLogin;
-    const err = errorOf(msg);
-    const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
-    if (err || !info) {
-      setLinkState("td", "login_failed", `login failed: ${err ? err.ErrorMsg : "no login data"}`);
-      $("login-button").disabled = false;
-      if (!state.login) {
-        // A first login that failed: drop the sockets' credentials, the user retries.
-        state.creds = null;
-        md.close();
-      }
-      return;
+  function onTdLoginFailed(error) {
+    const detail = error instanceof ctp.CtpError ? error.errorMsg : error ? String(error.message || error) : T("m_no_login_data");
+    setLinkState("td", "login_failed", "ls_login_failed", { detail: `: ${detail}` });
+    $("login-button").disabled = false;
+    if (!state.login) {
+      // A first login that failed: drop the sockets' credentials, the user retries.
+      state.creds = null;
+      md.stop();
     }
+  }
+  /** td logged in: ``solicited`` by this page, or by the gateway itself after a reconnect. */
+  function onTdLogin(info, solicited) {
     const first = !state.login;
     state.login = info;
-    dismissToasts("td login failed");
+    dismissToasts(T("err_login", { api: "td" }));
     td.ready = true;
-    setLinkState("td", "ready", `logged in as ${info.UserID}`);
+    setLinkState("td", "ready", "ls_logged_in", { user: info.UserID });
     $("login-form").hidden = true;
     $("session-bar").hidden = false;
     $("login-button").disabled = false;
-    $("session-info").textContent =
-      `${info.UserID} · broker ${info.BrokerID} · trading day ${info.TradingDay} · front ${info.FrontID} · session ${info.SessionID}`;
-    $("session-info").title = `${$("session-info").textContent}${info.SystemName ? ` · system ${info.SystemName}` : ""} · login ${info.LoginTime || ""}`;
+    renderSessionInfo();
 
-    if (!solicited) toast("info", "td logged in again", `new session: front ${info.FrontID}, session ${info.SessionID}`);
-    else if (first) log("", `td logged in: ${info.UserID}, trading day ${info.TradingDay}`);
-    td.pump();
+    if (!solicited) toast("info", T("m_td_again"), T("m_td_again_d", { front: info.FrontID, session: info.SessionID }));
+    else if (first) log("", T("m_td_logged_in", { user: info.UserID, day: info.TradingDay }));
+    queries.pump();
     refreshAll();
     updateTicketEnabled();
   }
 
-  function onMdLogin(msg) {
-    const err = errorOf(msg);
-    if (err) {
-      setLinkState("md", "login_failed", `login failed: ${err.ErrorMsg}`);
-      return;
-    }
-    const solicited = msg.RequestID !== null && msg.RequestID !== undefined;
+  function renderSessionInfo() {
+    const info = state.login;
+    const node = $("session-info");
+    if (!info) return;
+    node.textContent = T("session_line", { user: info.UserID, broker: info.BrokerID, day: info.TradingDay,
+      front: info.FrontID, session: info.SessionID });
+    node.title = node.textContent + (info.SystemName ? T("session_system", { name: info.SystemName }) : "")
+      + T("session_login", { time: info.LoginTime || "" });
+  }
+
+  /** md logged in: ``solicited`` by this page, or by the gateway itself after a reconnect. */
+  function onMdLogin(solicited) {
     md.ready = true;
     md.everReady = true;
-    setLinkState("md", "ready", "receiving quotes");
+    setLinkState("md", "ready", "ls_quotes");
     if (!solicited) {
       // The gateway re-logged in by itself and re-subscribed what we had.
-      toast("info", "md logged in again", "the gateway re-subscribed the instruments");
+      toast("info", T("m_md_again"), T("m_md_again_d"));
       return;
     }
     // A new socket: (re)subscribe what the table shows, or what this user had last time.
@@ -773,30 +658,34 @@
       const saved = storageGet(`webctp.subs.${state.creds.UserID}`);
       if (saved) for (const id of saved.split(",")) if (id) wanted.add(id);
     }
-    state.subscribed.clear();
-    state.subPending.clear();
+    state.subs.clear(); // the old socket's subscriptions ended with it
     chart.loaded = null; // bars again from the gateway on the next tick
     if (wanted.size) subscribe([...wanted]);
   }
 
   // ------------------------------------------------------------------ frame handling
-  function handleFrame(link, msg, pending) {
+  /** Every frame of a link that is not the answer to one of the page's requests (those are
+   * handled where they were sent): pushes, order rejections, refused cancels, the gateway's
+   * frames about its links, answers to the console's raw frames. Errors are shown in words. */
+  function onPush(link, msg) {
     const api = link.api;
+    if (link.client === null) return;
+    if (errorOf(msg) && msg.MsgType !== "FrontDisconnected") reportError(api, msg, null, false);
     switch (msg.MsgType) {
       case "FrontConnected":
         if (link.ready || (api === "td" && state.login)) {
-          setLinkState(api, "relogging", "broker link back, logging in again…");
+          setLinkState(api, "relogging", "ls_relogging_back");
         } else {
-          setLinkState(api, "connected", "broker link up");
+          setLinkState(api, "connected", "ls_broker_up");
         }
-        log("", `${api}: broker front connected`);
+        log("", T("m_front_connected", { api }));
         return;
       case "FrontDisconnected": {
         const d = msg.FrontDisconnected || {};
-        const reason = `${d.Description || (msg.RspInfo && msg.RspInfo.ErrorMsg) || "reason unknown"}${d.Hex ? ` (${d.Hex})` : ""}`;
+        const reason = `${d.Description || (msg.RspInfo && msg.RspInfo.ErrorMsg) || T("m_reason_unknown")}${d.Hex ? ` (${d.Hex})` : ""}`;
         link.ready = false;
-        setLinkState(api, "disconnected", `broker link down: ${reason}`);
-        toast("warn", `${api}: link to the broker lost`, `${reason}; the gateway reconnects and logs in again by itself`);
+        setLinkState(api, "disconnected", "ls_broker_down", { reason });
+        toast("warn", T("m_broker_lost", { api }), T("m_broker_lost_d", { reason }));
         return;
       }
       case "SessionState": {
@@ -804,39 +693,46 @@
         const detail = s.Detail ? `: ${s.Detail}` : "";
         if (s.State === "ready") {
           // The login frame that follows carries the session details.
-          setLinkState(api, "ready", api === "md" ? "receiving quotes" : state.login ? `logged in as ${state.login.UserID}` : "ready");
+          if (api === "md") setLinkState(api, "ready", "ls_quotes");
+          else if (state.login) setLinkState(api, "ready", "ls_logged_in", { user: state.login.UserID });
+          else setLinkState(api, "ready", "ls_ready");
         } else if (s.State === "disconnected") {
           link.ready = false;
-          setLinkState(api, "disconnected", `disconnected${detail}`);
+          setLinkState(api, "disconnected", "ls_disconnected", { detail });
         } else if (s.State === "relogging") {
           link.ready = false;
-          setLinkState(api, "relogging", `re-logging in${detail}`);
+          setLinkState(api, "relogging", "ls_relogging", { detail });
         } else if (s.State === "login_failed") {
           link.ready = false;
-          setLinkState(api, "login_failed", `login failed${detail}`);
+          setLinkState(api, "login_failed", "ls_login_failed", { detail });
           // A failed first login is reported by its RspUserLogin; this is the gateway's own retry.
           if (api === "td" ? state.login : link.everReady) {
-            toast("error", `${api}: automatic re-login failed`, s.Detail || "log in again");
+            toast("error", T("m_relogin_failed", { api }), s.Detail || T("m_log_in_again"));
           }
         } else if (s.State === "logging_in") {
-          setLinkState(api, "connected", `logging in${detail}`);
+          setLinkState(api, "connected", "ls_logging_in_d", { detail });
         } else if (s.State === "connecting" || s.State === "new") {
-          setLinkState(api, "connecting", `connecting to the broker${detail}`);
+          setLinkState(api, "connecting", "ls_connecting_broker", { detail });
         } else if (s.State === "connected") {
           link.ready = false;
-          setLinkState(api, "connected", `broker link up, not logged in${detail}`);
+          setLinkState(api, "connected", "ls_up_not_logged", { detail });
         } else {
-          setLinkState(api, String(s.State || "unknown"), `${s.State}${detail}`);
+          setLinkState(api, String(s.State || "unknown"), "ls_other", { state: s.State, detail });
         }
-        log("", `${api}: session ${s.State}${detail}`);
+        log("", T("m_session", { api, state: s.State, detail }));
         return;
       }
-      case "RspUserLogin":
-        if (api === "td") onTdLogin(msg);
-        else onMdLogin(msg);
+      case "RspUserLogin": // the gateway logged in again by itself after a reconnect
+        if (errorOf(msg)) {
+          if (api === "td") onTdLoginFailed(new ctp.CtpError(msg));
+          else setLinkState("md", "login_failed", "ls_login_failed", { detail: `: ${errorOf(msg).errorMsg}` });
+        } else if (msg.RspUserLogin) {
+          if (api === "td") onTdLogin(msg.RspUserLogin, false);
+          else onMdLogin(false);
+        }
         return;
       case "RspAuthenticate":
-        if (errorOf(msg)) onTdLogin(msg);
+        if (errorOf(msg) && api === "td") onTdLoginFailed(new ctp.CtpError(msg));
         return;
       case "RspUserLogout":
         return;
@@ -849,43 +745,34 @@
       case "RspOrderInsert":
       case "ErrRtnOrderInsert":
         // Shown by reportError; a broker rejection has no RtnOrder, so it gets a row here.
-        if (errorOf(msg)) addRejectedOrder(msg, pending);
+        if (errorOf(msg)) addRejectedOrder(msg, msg.InputOrder);
         return;
       case "RspOrderAction":
       case "ErrRtnOrderAction":
         state.cancelPending.clear();
         if (errorOf(msg) && state.replacing.size) {
           state.replacing.clear();
-          toast("warn", "Modify abandoned", "the cancel was refused, so no replacement was sent");
+          toast("warn", T("m_modify_abandoned"), T("m_modify_abandoned_d"));
         }
         scheduleRender();
         return;
-      case "Bars":
-        return; // answered through the pending request (loadBars)
-      case "RtnDepthMarketData":
-        if (msg.DepthMarketData) onDepth(msg.DepthMarketData);
-        return;
-      case "RspSubMarketData":
-        onSubRsp(msg, pending, true);
-        return;
-      case "RspUnSubMarketData":
-        onSubRsp(msg, pending, false);
+      case "RtnDepthMarketData": // of an instrument no subscription of the page reads (any more)
         return;
       case "RtnInstrumentStatus": {
         const s = msg.InstrumentStatus || {};
-        log("", `${s.ExchangeID || ""} ${s.InstrumentID || ""}: ${INSTRUMENT_STATUS[s.InstrumentStatus] || s.InstrumentStatus}`);
+        log("", `${s.ExchangeID || ""} ${s.InstrumentID || ""}: ${INSTRUMENT_STATUS[s.InstrumentStatus] ? T(`is_${s.InstrumentStatus}`) : s.InstrumentStatus}`);
         return;
       }
       case "RtnTradingNotice": {
         const n = msg.TradingNoticeInfo || {};
-        toast("info", "Trading notice", n.FieldContent || JSON.stringify(n));
+        toast("info", T("m_notice"), n.FieldContent || JSON.stringify(n));
         return;
       }
       case "HeartBeatWarning":
-        log("warn", `${api}: heartbeat warning ${JSON.stringify(msg.HeartBeatWarning || {})}`);
+        log("warn", T("m_heartbeat", { api, what: JSON.stringify(msg.HeartBeatWarning || {}) }));
         return;
       default:
-        if (!pending || !pending.console) log("", `${api} ⇠ ${JSON.stringify(msg).slice(0, 300)}`);
+        log(errorOf(msg) ? "error" : "", `${api} ⇠ ${JSON.stringify(msg).slice(0, 600)}`);
     }
   }
 
@@ -902,18 +789,18 @@
     await Promise.all(jobs);
   }
   async function loadInstruments() {
-    const res = await td.query("ReqQryInstrument", "QryInstrument", {}, "Instrument list");
+    const res = await queries.run("QryInstrument", {}, T("q_instruments"));
     if (!res.ok) return;
     for (const i of res.rows) state.instruments.set(i.InstrumentID, i);
     state.instrumentsLoaded = true;
-    log("", `instrument list: ${res.rows.length} instruments`);
+    log("", T("m_instruments", { n: res.rows.length }));
     renderInstrumentOptions();
     renderInstruments();
     refreshQuoteNames();
     onTicketInstrumentChange(false);
   }
   async function refreshAccount() {
-    const res = await td.query("ReqQryTradingAccount", "QryTradingAccount", investorFilter(), "Account query");
+    const res = await queries.run("QryTradingAccount", investorFilter(), T("q_account"));
     if (!res.ok) return;
     if (res.rows.length) {
       state.account = res.rows[0];
@@ -922,7 +809,7 @@
     renderAccount();
   }
   async function refreshPositions() {
-    const res = await td.query("ReqQryInvestorPosition", "QryInvestorPosition", investorFilter(), "Position query");
+    const res = await queries.run("QryInvestorPosition", investorFilter(), T("q_positions"));
     if (!res.ok) return;
     state.positionRows = res.rows;
     const wanted = [];
@@ -937,18 +824,18 @@
     scheduleRender();
   }
   async function refreshOrders() {
-    const res = await td.query("ReqQryOrder", "QryOrder", investorFilter(), "Order query");
+    const res = await queries.run("QryOrder", investorFilter(), T("q_orders"));
     if (!res.ok) return;
     for (const o of res.rows) upsertOrder(o, false);
   }
   async function refreshTrades() {
-    const res = await td.query("ReqQryTrade", "QryTrade", investorFilter(), "Trade query");
+    const res = await queries.run("QryTrade", investorFilter(), T("q_trades"));
     if (!res.ok) return;
     for (const t of res.rows) upsertTrade(t, false);
   }
   async function queryDepth(id) {
     if (!td.ready) return;
-    const res = await td.query("ReqQryDepthMarketData", "QryDepthMarketData", { InstrumentID: id }, `Quote query ${id}`);
+    const res = await queries.run("QryDepthMarketData", { InstrumentID: id }, T("q_depth", { id }));
     if (!res.ok) return;
     for (const d of res.rows) {
       if (d.InstrumentID === id && !state.ticks.has(id)) state.ticks.set(id, d);
@@ -970,10 +857,9 @@
   // ------------------------------------------------------------------ orders and trades
   /** An order the broker refused (RspOrderInsert/ErrRtnOrderInsert, no RtnOrder): a row with
    * status Rejected and CTP's message, so it stays visible with its reason. */
-  function addRejectedOrder(msg, pending) {
+  function addRejectedOrder(msg, input) {
     const err = errorOf(msg);
-    const input = msg.InputOrder || (pending && pending.order) || null;
-    if (!input || !input.InstrumentID) return;
+    if (!err || !input || !input.InstrumentID) return;
     const ref = (input.OrderRef || "").trim();
     const key = `rejected:${ref || msg.RequestID || ++state.seq}`;
     if (state.orders.has(key)) return; // RspOrderInsert and ErrRtnOrderInsert of the same order
@@ -981,7 +867,7 @@
     const o = Object.assign({}, input, {
       FrontID: l.FrontID, SessionID: l.SessionID, OrderRef: ref, OrderSysID: "",
       OrderStatus: "5", OrderSubmitStatus: "4", VolumeTraded: 0, VolumeTotal: 0,
-      InsertTime: nowText(), StatusMsg: `${String(err.ErrorMsg || "").trim()} (ErrorID ${err.ErrorID})`,
+      InsertTime: nowText(), StatusMsg: `${err.errorMsg.trim()} (ErrorID ${err.errorId})`,
       _seq: ++state.seq, _local: true,
     });
     state.orders.set(key, o);
@@ -1007,13 +893,13 @@
       const next = state.replacing.get(key);
       state.replacing.delete(key);
       if (o.OrderStatus === "5") sendOrder(next, "modify");
-      else toast("warn", "Not modified", `${describeOrderFields(o)} finished (${statusWords(o)}) before it could be cancelled`);
+      else toast("warn", T("m_not_modified"), T("m_finished_first", { what: describeOrderFields(o), status: statusWords(o) }));
     }
     if (push) {
       const rejected = o.OrderStatus === "5" && o.OrderSubmitStatus === "4";
       const wasRejected = old && old.OrderStatus === "5" && old.OrderSubmitStatus === "4";
       if (rejected && !wasRejected) {
-        toast("error", `Order rejected: ${describeOrderFields(o)}`, o.StatusMsg || "rejected by the exchange");
+        toast("error", T("err_order", { what: describeOrderFields(o) }), o.StatusMsg || T("m_rejected_by_exchange"));
       }
       scheduleRefresh();
     }
@@ -1025,7 +911,7 @@
     t._seq = old ? old._seq : ++state.seq;
     state.trades.set(key, t);
     if (push && !old) {
-      toast("info", `Filled: ${DIRECTION[t.Direction]} ${(OFFSET[t.OffsetFlag] || "").toLowerCase()} ${t.Volume} ${t.InstrumentID} @ ${fmtPrice(t.Price, t.InstrumentID)}`);
+      toast("info", T("m_filled", { what: `${sideWords(t.Direction, t.OffsetFlag)} ${t.Volume} ${t.InstrumentID} @ ${fmtPrice(t.Price, t.InstrumentID)}` }));
       scheduleRefresh();
     }
     scheduleRender();
@@ -1045,54 +931,54 @@
       action.SessionID = o.SessionID;
       action.OrderRef = o.OrderRef;
     }
-    const label = `Cancel ${o.InstrumentID} ${(o.OrderSysID || o.OrderRef || "").trim()}`;
-    if (td.send({ MsgType: "ReqOrderAction", InputOrderAction: action }, label) !== null) {
-      state.cancelPending.add(key);
-      scheduleRender();
-    }
+    const label = T("q_cancel", { what: `${o.InstrumentID} ${(o.OrderSysID || o.OrderRef || "").trim()}` });
+    const client = td.usable(label);
+    if (!client) return;
+    // CTP answers a cancel that works only with RtnOrder; a refusal comes to onPush.
+    client.post({ MsgType: "ReqOrderAction", InputOrderAction: action });
+    state.cancelPending.add(key);
+    scheduleRender();
   }
 
   // ------------------------------------------------------------------ market data
+  /** One webctp.js subscription per instrument; its ticks are read as they come (a row says
+   * data-subscribed once webctp acknowledged it). */
   function subscribe(ids) {
-    ids = ids.filter((id) => id && !state.subscribed.has(id) && !state.subPending.has(id));
+    ids = ids.filter((id) => id && !state.subs.has(id));
     if (!ids.length) return;
     for (const id of ids) ensureQuoteRow(id);
-    if (!md.ready) return; // sent when md logs in (onMdLogin subscribes what the table shows)
-    for (const id of ids) state.subPending.add(id);
-    md.send({ MsgType: "SubscribeMarketData", InstrumentID: ids }, ids.join(","));
+    if (!md.ready || !md.open) return; // sent when md logs in (onMdLogin subscribes what the table shows)
+    for (const id of ids) {
+      const sub = md.client.subscribe([id]);
+      state.subs.set(id, sub);
+      sub.start().then(() => {
+        if (state.subs.get(id) !== sub) return;
+        const row = state.quoteRows.get(id);
+        if (row) row.tr.dataset.subscribed = "true";
+        log("", T("m_subscribed", { id }));
+      }, (e) => {
+        if (state.subs.get(id) !== sub) return;
+        state.subs.delete(id);
+        reportFailure("md", e, id, false);
+        if (e instanceof ctp.CtpError) removeQuoteRow(id); // else subscribed again on the next login
+        saveSubs();
+      });
+      readTicks(sub);
+    }
     saveSubs();
+  }
+  async function readTicks(sub) {
+    try {
+      for await (const tick of sub) onDepth(tick);
+    } catch (e) {
+      // its subscription failed or the md socket closed: reported there
+    }
   }
   function unsubscribe(id) {
-    if (md.ready && state.subscribed.has(id)) {
-      md.send({ MsgType: "UnSubscribeMarketData", InstrumentID: [id] }, id);
-    } else {
-      removeQuoteRow(id);
-      saveSubs();
-    }
-  }
-  function onSubRsp(msg, pending, sub) {
-    const spec = msg.SpecificInstrument;
-    const id = spec && typeof spec === "object" ? spec.InstrumentID : typeof spec === "string" ? spec : null;
-    const err = errorOf(msg);
-    if (sub) {
-      const ids = id ? [id] : pending ? pending.label.split(",") : [];
-      for (const i of ids) {
-        state.subPending.delete(i);
-        if (err) removeQuoteRow(i);
-        else {
-          state.subscribed.add(i);
-          ensureQuoteRow(i);
-          const row = state.quoteRows.get(i);
-          if (row) row.tr.dataset.subscribed = "true";
-        }
-      }
-      if (!err && id) log("", `subscribed ${id}`);
-    } else if (!err && id) {
-      state.subscribed.delete(id);
-      removeQuoteRow(id);
-      log("", `unsubscribed ${id}`);
-    }
+    const sub = state.subs.get(id);
+    removeQuoteRow(id);
     saveSubs();
+    if (sub && md.open) sub.close().then(() => log("", T("m_unsubscribed", { id })), (e) => reportFailure("md", e, id, false));
   }
   function saveSubs() {
     if (state.creds) storageSet(`webctp.subs.${state.creds.UserID}`, [...state.quoteRows.keys()].join(","));
@@ -1183,8 +1069,7 @@
     const row = state.quoteRows.get(id);
     if (row) row.tr.remove();
     state.quoteRows.delete(id);
-    state.subscribed.delete(id);
-    state.subPending.delete(id);
+    state.subs.delete(id);
     $("quotes-empty").hidden = state.quoteRows.size > 0;
     if (state.selected === id) {
       const next = state.quoteRows.keys().next();
@@ -1258,11 +1143,11 @@
     const id = $("sub-input").value.trim();
     if (!id) return;
     if (!md.ready) {
-      toast("error", `Subscribe ${id} not sent`, "md is not logged in");
+      toast("error", T("m_sub_not_sent", { id }), T("m_md_not_logged_in"));
       return;
     }
     if (state.instrumentsLoaded && !state.instruments.has(id)) {
-      toast("warn", `Subscribing ${id}`, "this instrument is not in the broker's instrument list; it will not tick");
+      toast("warn", T("m_subscribing", { id }), T("m_not_listed"));
     }
     subscribe([id]);
     selectInstrument(id);
@@ -1294,16 +1179,16 @@
     const frag = document.createDocumentFragment();
     for (const i of hits.slice(0, INST_SHOWN)) {
       const subscribed = state.quoteRows.has(i.InstrumentID);
-      const btn = el("button", { type: "button", class: "btn small", "data-testid": "instrument-subscribe", text: subscribed ? "Subscribed" : "Subscribe", disabled: subscribed });
+      const btn = el("button", { type: "button", class: "btn small", "data-testid": "instrument-subscribe", text: T(subscribed ? "btn_subscribed" : "btn_subscribe"), disabled: subscribed });
       btn.addEventListener("click", (ev) => {
         ev.stopPropagation();
         if (!md.ready) {
-          toast("error", `Subscribe ${i.InstrumentID} not sent`, "md is not logged in");
+          toast("error", T("m_sub_not_sent", { id: i.InstrumentID }), T("m_md_not_logged_in"));
           return;
         }
         subscribe([i.InstrumentID]);
         selectInstrument(i.InstrumentID);
-        btn.textContent = "Subscribed";
+        btn.textContent = T("btn_subscribed");
         btn.disabled = true;
       });
       const tr = el("tr", { "data-testid": "instrument-row", "data-instrument": i.InstrumentID },
@@ -1320,8 +1205,8 @@
     }
     body.append(frag);
     $("inst-search-info").textContent = state.instrumentsLoaded
-      ? `${hits.length} of ${all.length}${hits.length > INST_SHOWN ? `, first ${INST_SHOWN} shown` : ""}`
-      : "loaded after login";
+      ? T("i_hits", { n: hits.length, all: all.length }) + (hits.length > INST_SHOWN ? T("i_first", { n: INST_SHOWN }) : "")
+      : T("i_after_login");
   }
   let searchTimer = 0;
   $("inst-search").addEventListener("input", () => {
@@ -1397,7 +1282,7 @@
         el("td", { class: "num", "data-field": "closable", text: fmtInt(closable) }),
         el("td", { class: "num", "data-field": "avg", text: isFinite(avg) ? avg.toFixed(priceDecimals(a.InstrumentID) + 1) : "—" }),
         el("td", { class: `num ${signClass(pnl)}`, "data-field": "pnl", text: fmtMoney(pnl),
-          title: last === null ? "as last queried (no quote)" : `at last price ${fmtPrice(last, a.InstrumentID)}` }),
+          title: last === null ? T("pnl_queried") : T("pnl_at_last", { p: fmtPrice(last, a.InstrumentID) }) }),
         el("td", { class: "num", "data-field": "margin", text: fmtMoney(a.UseMargin) }),
         el("td", null, el("div", { class: "actions-cell" }, closeBtn, revBtn)));
       tr.addEventListener("click", () => {
@@ -1417,24 +1302,27 @@
     updatePositionHint();
   }
 
-  /** Orders that close aggregated position lines at the opposite best price (a marketable
-   * limit order); SHFE/INE: today's lots with Close today, yesterday's with Close. With
-   * ``reverse`` the same volume is opened on the other side too. */
+  /** Orders that close aggregated position lines now: FAK limit orders at the day's limit price
+   * on the far side (sell at the lower limit, buy at the upper; the exchange's price band where it
+   * publishes one), the way terminals send a "market" close on SHFE/INE, which have no market
+   * orders. Such an order trades at once at the book's own prices, best first, whatever the book
+   * did since the last quote the page saw (a price taken from that quote can be behind the market
+   * by the time the order arrives and would rest instead of closing); what the book cannot take
+   * is cancelled by the exchange, never left resting. SHFE/INE: today's lots with Close today,
+   * yesterday's with Close. With ``reverse`` the same volume is opened on the other side too. */
   function closeOrdersFor(a, reverse) {
     const id = a.InstrumentID;
     const info = instrumentInfo(id);
     const ex = info ? info.ExchangeID : a.ExchangeID;
-    const d = state.ticks.get(id);
     const long = a.PosiDirection !== "3";
     const dir = long ? "1" : "0";
-    const need = a.TodayClosable + a.YdClosable + (reverse ? a.Position : 0);
-    const price = d ? throughBook(d, long ? "Bid" : "Ask", need) : null;
-    if (!validPrice(price)) {
-      toast("error", `Not closed: ${id}`, "no quote for it yet (subscribe it first)");
+    const price = sweepPrice(state.ticks.get(id), long ? "sell" : "buy");
+    if (price === null) {
+      toast("error", T("m_not_closed", { id }), T("m_no_quote"));
       return [];
     }
     const orders = [];
-    const make = (offset, vol) => { if (vol > 0) orders.push(buildOrder({ id, dir, offset, type: "limit", price, vol })); };
+    const make = (offset, vol) => { if (vol > 0) orders.push(buildOrder({ id, dir, offset, type: "fak", price, vol })); };
     if (CLOSE_TODAY_EXCHANGES.has(ex)) {
       make("3", a.TodayClosable);
       make("1", a.YdClosable);
@@ -1444,26 +1332,19 @@
     if (reverse && orders.length) make("0", a.Position);
     return orders;
   }
-  /** A limit price that fills ``need`` lots against the visible book (the level where the
-   * volume is reached; beyond five levels the day's limit price). It trades at book prices. */
-  function throughBook(d, side, need) {
-    let got = 0;
-    for (let n = 1; n <= 5; n++) {
-      const p = d[`${side}Price${n}`];
-      if (!validPrice(p)) break;
-      got += d[`${side}Volume${n}`] || 0;
-      if (got >= need) return p;
-    }
-    const limit = side === "Bid" ? d.LowerLimitPrice : d.UpperLimitPrice;
-    return validPrice(limit) ? limit : side === "Bid" ? d.BidPrice1 : d.AskPrice1;
+  /** The farthest price an order may carry today: the limit price on its side, or the price band
+   * when the exchange publishes a narrower one. null without a quote of the instrument. */
+  function sweepPrice(d, side) {
+    if (!d) return null;
+    const sell = side === "sell";
+    const limit = sell ? d.LowerLimitPrice : d.UpperLimitPrice;
+    const band = sell ? d.BandingLowerPrice : d.BandingUpperPrice;
+    if (!validPrice(limit)) return null;
+    if (!validPrice(band)) return limit;
+    return sell ? Math.max(limit, band) : Math.min(limit, band);
   }
   function closePositions(list, reverse) {
     if (!td.ready) return;
-    if (!md.ready) {
-      // The prices would come from a stale book.
-      toast("error", "Not sent", "quotes are stale while the md link is down; use the ticket with your own price");
-      return;
-    }
     const orders = list.flatMap((a) => closeOrdersFor(a, reverse));
     placeOrders(orders, reverse ? "reverse" : "close");
   }
@@ -1534,7 +1415,7 @@
         el("td", { class: o.Direction === "0" ? "side-buy" : "side-sell", "data-field": "side", text: sideWords(o.Direction, (o.CombOffsetFlag || "")[0]) }),
         el("td", { class: "num", text: o.OrderPriceType === "1" ? "market" : fmtPrice(o.LimitPrice, o.InstrumentID) }),
         el("td", { class: "num", "data-field": "filled", text: `${o.VolumeTraded}/${o.VolumeTotalOriginal}` }),
-        el("td", { text: orderTypeOf(o) }),
+        el("td", { "data-field": "type", text: T(`ot_${orderTypeOf(o)}`) }),
         el("td", { "data-field": "status" }, el("span", { class: `status ${cls}`, text: words })),
         el("td", { class: `msg${cls === "rejected" ? " bad" : ""}`, "data-field": "message", text: msgText, title: msgText }));
       if (o._local) tr.dataset.local = "true";
@@ -1569,7 +1450,7 @@
   $("cancel-all").addEventListener("click", async () => {
     const keys = [...state.orders.entries()].filter(([k, o]) => WORKING.has(o.OrderStatus) && !state.cancelPending.has(k)).map(([k]) => k);
     if (!keys.length) return;
-    if (!(await confirmOrders(keys.map((k) => `cancel ${describeOrderFields(state.orders.get(k))}`)))) return;
+    if (!(await confirmOrders(keys.map((k) => T("c_cancel", { what: describeOrderFields(state.orders.get(k)) }))))) return;
     for (const k of keys) cancelOrder(k);
   });
 
@@ -1646,8 +1527,17 @@
     b.setAttribute("aria-label", T("lang_switch_label"));
     b.lang = lang === "zh" ? "en" : "zh";
     updateTicketSummary();
+    ticketInstrumentWords();
+    renderSessionInfo();
+    renderBackendInfo();
+    updateTicketLimits();
+    updatePositionHint();
+    if (state.instrumentsLoaded) renderInstruments();
     describeChart();
-    for (const [api, b] of Object.entries(linkBadge)) b.textContent = `${api}: ${linkWords(b.dataset.text || "offline")}`;
+    for (const [api, b] of Object.entries(linkBadge)) {
+      b.dataset.api = api;
+      b.textContent = b.title = linkText(b);
+    }
     for (const row of state.quoteRows.values()) updatePxTitles(row);
     renderDepth();
     scheduleRender();
@@ -1742,21 +1632,21 @@
   }
   function loadBars() {
     const id = chart.instrument;
-    if (!id || !md.ready) return;
+    if (!id || !md.ready || !md.open) return;
     const key = `${id}|${chart.period}`;
     if (chart.loading === key) return;
     chart.loading = key;
-    md.send({ MsgType: "GetBars", InstrumentID: id, Period: chart.period, Count: 1000 }, `Bars ${id}`, {
-      done: (res) => {
-        if (chart.loading === key) chart.loading = null;
-        if (!res.ok || `${chart.instrument}|${chart.period}` !== key) return;
-        const payload = res.rows[0] || {};
-        chart.bars = (payload.Bars || []).map((r) => ({ time: r[0], open: r[1], high: r[2], low: r[3], close: r[4], volume: r[5] }));
-        chart.loaded = key;
-        chart.lastVolume = null;
-        setChartData();
-        chart.api && chart.api.timeScale().scrollToRealTime();
-      },
+    md.client.bars(id, chart.period, 1000).then((rows) => {
+      if (chart.loading === key) chart.loading = null;
+      if (`${chart.instrument}|${chart.period}` !== key) return;
+      chart.bars = rows.map((r) => ({ time: r[0], open: r[1], high: r[2], low: r[3], close: r[4], volume: r[5] }));
+      chart.loaded = key;
+      chart.lastVolume = null;
+      setChartData();
+      chart.api && chart.api.timeScale().scrollToRealTime();
+    }, (e) => {
+      if (chart.loading === key) chart.loading = null;
+      reportFailure("md", e, T("q_bars", { id }), false);
     });
   }
   /** A tick stamp in naive exchange epoch seconds (the gateway's tick_stamp rule). */
@@ -1979,16 +1869,13 @@
     const id = ticketInstrument();
     const info = instrumentInfo(id);
     const ex = info ? info.ExchangeID : "";
-    $("ticket-exchange").textContent = info ? `${ex}${info.InstrumentName ? " · " + info.InstrumentName : ""} · ×${info.VolumeMultiple}` : id ? "unknown instrument" : "";
     const closeToday = CLOSE_TODAY_EXCHANGES.has(ex);
     $("ticket-closetoday-item").hidden = !closeToday;
-    $("ticket-close-text").textContent = closeToday ? "Close yd" : "Close";
-    $("ticket-close").parentElement.title = closeToday ? `${ex}: Close closes yesterday's lots; use Close today for today's` : "";
     if (!closeToday && ticketOffset() === "3") setTicketOffset("1");
     const market = $("ticket-type-market");
     market.disabled = NO_MARKET_EXCHANGES.has(ex);
-    market.textContent = market.disabled ? `Market (not on ${ex})` : "Market (IOC)";
     if (market.disabled && ticket.type.value === "market") ticket.type.value = "limit";
+    ticketInstrumentWords();
     const d = state.ticks.get(id);
     if (fillPrice && d) {
       const p = validPrice(d.LastPrice) ? d.LastPrice : d.PreSettlementPrice;
@@ -1999,6 +1886,20 @@
     updatePositionHint();
     updateTicketType();
   }
+  /** The ticket's words that depend on the instrument (again after a language switch). */
+  function ticketInstrumentWords() {
+    const id = ticketInstrument();
+    const info = instrumentInfo(id);
+    const ex = info ? info.ExchangeID : "";
+    $("ticket-exchange").textContent = info ? `${ex}${info.InstrumentName ? " · " + info.InstrumentName : ""} · ×${info.VolumeMultiple}` : id ? T("t_unknown") : "";
+    const closeToday = CLOSE_TODAY_EXCHANGES.has(ex);
+    const closeText = $("ticket-close-text");
+    closeText.dataset.i18n = closeToday ? "close_yd" : "close_off";
+    closeText.textContent = T(closeText.dataset.i18n);
+    $("ticket-close").parentElement.title = closeToday ? T("t_close_yd_hint", { ex }) : "";
+    const market = $("ticket-type-market");
+    market.textContent = market.disabled ? T("t_market_not_on", { ex }) : T("type_market");
+  }
   function updateTicketLimits() {
     const b = ticketBounds();
     const node = $("ticket-limits");
@@ -2007,11 +1908,11 @@
     node.dataset.upper = b.upper === null ? "" : String(b.upper);
     ticket.price.step = b.tick ? String(b.tick) : "any";
     if (!b.info) {
-      node.textContent = b.id ? "not in the instrument list" : "";
+      node.textContent = b.id ? T("t_not_listed") : "";
     } else {
       const dec = decimalsOf(b.tick);
-      const limits = b.lower !== null && b.upper !== null ? `limits ${b.lower.toFixed(dec)} – ${b.upper.toFixed(dec)} · ` : "";
-      node.textContent = `${limits}tick ${Number(b.tick.toPrecision(10))}`;
+      const limits = b.lower !== null && b.upper !== null ? `${T("t_limits", { lo: b.lower.toFixed(dec), hi: b.upper.toFixed(dec) })} · ` : "";
+      node.textContent = `${limits}${T("t_tick", { tick: Number(b.tick.toPrecision(10)) })}`;
     }
     validateTicketPrice();
   }
@@ -2020,7 +1921,8 @@
     const node = $("ticket-position-hint");
     if (!id || !state.login) { node.textContent = ""; return; }
     const rows = aggregatePositions().filter((a) => a.InstrumentID === id);
-    const parts = rows.map((a) => `${POSI_DIRECTION[a.PosiDirection]} ${a.Position} (today ${a.Today}, yd ${a.Position - a.Today})`);
+    const parts = rows.map((a) => T("t_holding_line", { side: T(a.PosiDirection === "3" ? "short" : a.PosiDirection === "2" ? "long" : "net"),
+      n: a.Position, today: a.Today, yd: a.Position - a.Today }));
     node.textContent = parts.length ? `${T("holding")}: ${parts.join(" · ")}` : T("no_position");
   }
   function updateTicketType() {
@@ -2051,10 +1953,10 @@
     if (ticket.type.value === "market") return "";
     const b = ticketBounds();
     const p = parseFloat(ticket.price.value);
-    if (!isFinite(p) || p <= 0) return "enter a price";
-    if (b.tick && !onTick(p, b.tick)) return `price ${p} is not a multiple of the tick ${Number(b.tick.toPrecision(10))}`;
-    if (b.upper !== null && p > b.upper + 1e-9) return `price ${p} is above the upper limit ${b.upper}`;
-    if (b.lower !== null && p < b.lower - 1e-9) return `price ${p} is below the lower limit ${b.lower}`;
+    if (!isFinite(p) || p <= 0) return T("p_enter_price");
+    if (b.tick && !onTick(p, b.tick)) return T("p_not_on_tick", { p, tick: Number(b.tick.toPrecision(10)) });
+    if (b.upper !== null && p > b.upper + 1e-9) return T("p_above", { p, limit: b.upper });
+    if (b.lower !== null && p < b.lower - 1e-9) return T("p_below", { p, limit: b.lower });
     return "";
   }
   function validateTicketPrice() {
@@ -2084,8 +1986,8 @@
     ticket.submit.classList.toggle("sell", side === "1");
     const id = ticketInstrument();
     const type = ticket.type.value;
-    const price = type === "market" ? "at market" : `@ ${ticket.price.value || "?"}`;
-    const typeText = { limit: "limit, good for the day", market: "market, immediate or cancel", fak: "fill and kill", fok: "fill or kill" }[type];
+    const price = type === "market" ? T("t_at_market") : `@ ${ticket.price.value || "?"}`;
+    const typeText = T(`t_kind_${type}`);
     $("ticket-summary").textContent = id ? `${words} ${ticket.volume.value || "?"} ${id} ${price} (${typeText})` : "";
   }
   function updateTicketEnabled() {
@@ -2180,11 +2082,30 @@
       $("confirm-yes").focus();
     });
   }
-  function sendOrder(order, why) {
+  const OFFSET_NAMES = { "0": "open", "1": "close", "3": "close_today", "4": "close_yesterday" };
+  const KIND_NAMES = { Limit: "limit", FAK: "fak", FOK: "fok", Market: "market" };
+  /** Send one order (CTP fields from buildOrder) through webctp.js; its RequestID, or null. */
+  async function sendOrder(order, why) {
     const label = describeOrderFields(order);
-    const reqId = td.send({ MsgType: "ReqOrderInsert", InputOrder: order }, label, { order });
-    if (reqId !== null) log("", `order sent${why ? ` (${why})` : ""}: ${label} (RequestID ${reqId})`);
-    return reqId;
+    const client = td.usable(label);
+    if (!client) return null;
+    let sent;
+    try {
+      sent = await client.insertOrder({
+        instrumentId: order.InstrumentID, exchangeId: order.ExchangeID, volume: order.VolumeTotalOriginal,
+        direction: order.Direction === "0" ? "buy" : "sell", offset: OFFSET_NAMES[order.CombOffsetFlag] || "open",
+        kind: KIND_NAMES[orderTypeOf(order)] || "limit", price: order.LimitPrice, fields: order,
+      });
+    } catch (e) {
+      reportFailure("td", e, label, false);
+      return null;
+    }
+    // A refusal without the order's fields in the answer still gets its row (see onPush).
+    sent.onChange((o) => {
+      if (o.error && o.error.msgType !== "RtnOrder" && !o.error.frame.InputOrder) addRejectedOrder(o.error.frame, o.input);
+    });
+    log("", T("m_order_sent", { why: T(`why_${why}`), what: label, rid: sent.requestId }));
+    return sent.requestId;
   }
   /** Send a list of orders (one user action), after the optional confirmation. */
   async function placeOrders(orders, why) {
@@ -2192,7 +2113,7 @@
     guard(true);
     const ok = await confirmOrders(orders.map(describeOrderFields));
     if (!ok) { guard(false); return false; }
-    for (const o of orders) sendOrder(o, why);
+    for (const o of orders) await sendOrder(o, why); // in this order (a reverse closes first)
     guard(true); // the repeat guard runs from the moment of sending
     return true;
   }
@@ -2201,15 +2122,15 @@
     const id = ticketInstrument();
     const b = ticketBounds();
     const problems = [];
-    if (!td.ready || !state.login) problems.push("td is not logged in");
-    if (!id) problems.push("enter an instrument");
-    else if (!b.info && state.instrumentsLoaded) problems.push(`${id} is not in the instrument list`);
+    if (!td.ready || !state.login) problems.push(T("p_td_not_logged_in"));
+    if (!id) problems.push(T("p_enter_instrument"));
+    else if (!b.info && state.instrumentsLoaded) problems.push(T("p_not_listed", { id }));
     const priceErr = priceProblem();
     if (priceErr) problems.push(priceErr);
     const vol = ticketVolume();
-    if (!(vol >= 1)) problems.push("volume must be a whole number of lots, at least 1");
+    if (!(vol >= 1)) problems.push(T("p_volume"));
     const maxVol = b.info ? (ticket.type.value === "market" ? b.info.MaxMarketOrderVolume : b.info.MaxLimitOrderVolume) : 0;
-    if (maxVol && vol > maxVol) problems.push(`volume ${vol} is above the exchange's maximum of ${maxVol} lots per order`);
+    if (maxVol && vol > maxVol) problems.push(T("p_max_volume", { v: vol, max: maxVol }));
     return problems;
   }
   $("ticket-form").addEventListener("submit", async (ev) => {
@@ -2217,7 +2138,7 @@
     if (sending.busy) return;
     const problems = ticketProblems();
     if (problems.length) {
-      toast("error", "Order not sent", problems.join("; "));
+      toast("error", T("m_order_not_sent"), problems.join("; "));
       return;
     }
     const order = buildOrder({ id: ticketInstrument(), dir: ticketSide(), offset: ticketOffset(), type: ticket.type.value,
@@ -2226,23 +2147,23 @@
       const key = state.modifying;
       const old = state.orders.get(key);
       if (!old || !WORKING.has(old.OrderStatus)) {
-        toast("error", "Not modified", "the order is no longer working");
+        toast("error", T("m_not_modified"), T("m_no_longer_working"));
         stopModify();
         return;
       }
       if (sending.busy) return;
       guard(true);
-      const ok = await confirmOrders([`cancel ${describeOrderFields(old)}`, describeOrderFields(order)]);
+      const ok = await confirmOrders([T("c_cancel", { what: describeOrderFields(old) }), describeOrderFields(order)]);
       if (!ok) { guard(false); return; }
       // Cancel and replace: the new order goes out only once the old one is cancelled.
       state.replacing.set(key, order);
       cancelOrder(key);
-      log("", `modify: cancelling ${describeOrderFields(old)}, then ${describeOrderFields(order)}`);
+      log("", T("m_modify_log", { old: describeOrderFields(old), new: describeOrderFields(order) }));
       stopModify();
       guard(true);
       return;
     }
-    if (await placeOrders([order], "ticket")) $("ticket-summary").textContent = `sent: ${describeOrderFields(order)}`;
+    if (await placeOrders([order], "ticket")) $("ticket-summary").textContent = T("m_sent", { what: describeOrderFields(order) });
   });
 
   // ---- modify (cancel and replace)
@@ -2270,12 +2191,33 @@
   $("ticket-modify-cancel").addEventListener("click", stopModify);
 
   // ------------------------------------------------------------------ console
-  $("console-form").addEventListener("submit", (ev) => {
+  /** A JSON object without a RequestID is sent with one and its answers are logged; anything
+   * else (own RequestID, not JSON) goes as typed, and what comes back is logged by onPush. */
+  $("console-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const link = $("console-api").value === "md" ? md : td;
     const text = $("console-input").value.trim();
     if (!text) return;
-    link.sendRaw(text);
+    if (!link.open) {
+      toast("error", T("m_console_not_sent"), T("m_not_connected", { api: link.api }));
+      return;
+    }
+    const client = link.client;
+    let obj = null;
+    try { obj = JSON.parse(text); } catch (e) { obj = null; }
+    log("", `${link.api} ⇢ ${text.slice(0, 400)}`);
+    if (!obj || typeof obj !== "object" || Array.isArray(obj) || obj.RequestID !== undefined) {
+      client.sendText(text);
+      return;
+    }
+    const show = (frame, kind) => log(kind, `${link.api} ⇠ ${JSON.stringify(frame).slice(0, 600)}`);
+    try {
+      for (const frame of await client.call(obj, { timeoutMs: CONSOLE_TIMEOUT_MS })) show(frame, "");
+    } catch (e) {
+      if (e instanceof ctp.CtpError) show(e.frame, "error");
+      // no answer: many requests have none when they work (a cancel shows as RtnOrder)
+      if (!(e instanceof ctp.RequestTimeout)) reportFailure(link.api, e, T("q_console", { what: obj.MsgType || "request" }), false);
+    }
   });
 
   // ------------------------------------------------------------------ start-up
@@ -2289,7 +2231,7 @@
     } catch (e) {
       ep = null;
       if (!params.get("td") && !params.get("md")) {
-        toast("error", "Cannot find the gateway", `GET /api/endpoints failed: ${e.message || e}. Open this page from the webctp service.`);
+        toast("error", T("m_no_gateway"), T("m_no_gateway_d", { e: e.message || e }));
       }
     }
     ep = Object.assign({ td: null, md: null }, ep || {});
@@ -2297,17 +2239,24 @@
     if (params.get("md")) ep.md = params.get("md");
     if (!ep.td && !ep.md) return;
     state.endpoints = ep;
-    $("backend-info").textContent = [ep.backend ? `backend ${ep.backend}` : "", ep.broker_id ? `broker ${ep.broker_id}` : ""].filter(Boolean).join(" · ");
+    renderBackendInfo();
     $("login-token-label").hidden = !ep.token_required;
     if (ep.login_hint) $("login-hint").textContent = ep.login_hint;
     if (!ep.td) {
-      setLinkState("td", "offline", "not served (md-only gateway)");
+      setLinkState("td", "offline", "ls_md_only");
     }
-    if (!ep.md) setLinkState("md", "offline", "not served (td-only gateway)");
+    if (!ep.md) setLinkState("md", "offline", "ls_td_only");
     const user = $("login-user");
     if (!user.value) user.value = storageGet("webctp.user") || (ep.backend === "sim" ? "demo" : "");
     // The password is never filled in by the page (a stored or guessed one fails as ErrorID 3).
-    log("", `gateway: td ${ep.td || "-"}, md ${ep.md || "-"}`);
+    log("", T("m_gateway", { td: ep.td || "-", md: ep.md || "-" }));
+  }
+
+  function renderBackendInfo() {
+    const ep = state.endpoints;
+    if (!ep) return;
+    $("backend-info").textContent = [ep.backend ? T("backend_info", { b: ep.backend }) : "",
+      ep.broker_id ? T("broker_info", { b: ep.broker_id }) : ""].filter(Boolean).join(" · ");
   }
 
   renderAccount();
@@ -2321,4 +2270,4 @@
 
   // For debugging from the browser console only; the page does not depend on it.
   window.webctpDemo = { state, td, md };
-})();
+}

@@ -52,6 +52,16 @@ export class OrderRejected extends CtpError {
   }
 }
 
+/** No answer within the `timeoutMs` given to call()/request()/query(). */
+export class RequestTimeout extends ClientError {
+  constructor(msgType, timeoutMs) {
+    super(`${msgType}: no answer within ${timeoutMs} ms`);
+    this.name = "RequestTimeout";
+    this.msgType = msgType;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /** The WebSocket to webctp closed. */
 export class ConnectionLost extends ClientError {
   constructor(code, reason) {
@@ -62,7 +72,8 @@ export class ConnectionLost extends ClientError {
   }
 }
 
-function errorOf(frame) {
+/** The frame's error as a CtpError (RspInfo.ErrorID not 0), else null. */
+export function errorOf(frame) {
   const info = frame.RspInfo;
   return info && typeof info === "object" && info.ErrorID !== 0 ? new CtpError(frame) : null;
 }
@@ -140,22 +151,41 @@ export class Connection {
 
   /** Send one frame (as is). */
   send(frame) {
+    this.sendText(JSON.stringify(frame));
+  }
+
+  /** Send a text frame exactly as given (a debugging console; webctp answers what it cannot
+   *  parse with -400). Its answers go to onPush listeners. */
+  sendText(text) {
     if (this.closed) throw this.closed;
-    this.ws.send(JSON.stringify(frame));
+    this.ws.send(text);
   }
 
   /** Send `frame` with a fresh RequestID; resolves to its answer frames up to IsLast (or
-   *  `count` frames); rejects with CtpError on an error answer. */
-  async call(frame, { count } = {}) {
+   *  `count` frames); rejects with CtpError on an error answer, with RequestTimeout when
+   *  `timeoutMs` passes first (a later answer is then offered to onPush listeners). */
+  async call(frame, { count, timeoutMs } = {}) {
     const rid = this.requestId();
     const pending = new Pending(count);
     this.pending.set(rid, pending);
+    const timer = timeoutMs > 0
+      ? setTimeout(() => pending.fail(new RequestTimeout(frame.MsgType, timeoutMs)), timeoutMs) : 0;
     try {
       this.send({ ...frame, RequestID: rid });
       return await pending.done.promise;
     } finally {
+      clearTimeout(timer);
       this.pending.delete(rid);
     }
+  }
+
+  /** Send `frame` with a fresh RequestID without waiting for an answer; returns the RequestID.
+   *  For requests CTP answers only when they fail (ReqOrderAction: a cancel that works shows
+   *  as RtnOrder): such answers, like any frame no call() waits for, go to onPush listeners. */
+  post(frame) {
+    const rid = this.requestId();
+    this.send({ ...frame, RequestID: rid });
+    return rid;
   }
 
   expectAnswer(rid) {
@@ -348,15 +378,16 @@ export class TdClient extends Connection {
   async logout() { await this.call({ MsgType: "ReqUserLogout", UserLogout: {} }); }
 
   /** Any trader request ("ReqQryOrder" or "QryOrder"): its answer frames up to IsLast. The
-   *  payload key is the request's name without Req, except ReqOrderInsert & co: pass `key`. */
-  async request(msgType, payload = {}, key = null) {
+   *  payload key is the request's name without Req, except ReqOrderInsert & co: pass `key`.
+   *  `timeoutMs`: see call(). */
+  async request(msgType, payload = {}, key = null, { timeoutMs } = {}) {
     const name = msgType.startsWith("Req") ? msgType : `Req${msgType}`;
-    return this.call({ MsgType: name, [key || name.slice(3)]: payload });
+    return this.call({ MsgType: name, [key || name.slice(3)]: payload }, { timeoutMs });
   }
 
   /** A query's rows (payloads; [] for an empty result). */
-  async query(msgType, payload = {}) {
-    const rows = await this.request(msgType, payload);
+  async query(msgType, payload = {}, { timeoutMs } = {}) {
+    const rows = await this.request(msgType, payload, null, { timeoutMs });
     return rows.map(payloadOf).filter((p) => p !== null);
   }
 
@@ -623,6 +654,88 @@ export function connectTd(url, { token = null, timeoutMs = 10000 } = {}) {
 /** `const md = await connectMd("ws://host:8081/md/", {token})`: a market-data session. */
 export function connectMd(url, { token = null, timeoutMs = 10000 } = {}) {
   return open(url, token, MdClient, timeoutMs);
+}
+
+/** Keeps a session open: `new Reconnector(connectTd, url)`, then `start()`. After the socket
+ *  closes (or cannot be opened) it waits `retryDelay` ms and connects again; the delay doubles
+ *  after each failure up to `maxDelayMs` and is back to `minDelayMs` once a socket opens (set
+ *  `retryDelay` to choose the next wait). Events, with `on(event, fn)` (returns a function that
+ *  stops it): "connecting"; "open" (client): a new TdClient/MdClient, log in again there;
+ *  "close" (error): the socket closed (ConnectionLost) or could not be opened; "retry" (at):
+ *  the next attempt is at `at` (Date.now() milliseconds). `stop()` closes and stops retrying. */
+export class Reconnector {
+  constructor(connect, url, { token = null, timeoutMs = 10000, minDelayMs = 1000, maxDelayMs = 30000 } = {}) {
+    this.connect = connect;
+    this.url = url;
+    this.options = { token, timeoutMs };
+    this.minDelayMs = minDelayMs;
+    this.maxDelayMs = maxDelayMs;
+    this.retryDelay = minDelayMs;
+    /** The client of the open socket, else null. */
+    this.client = null;
+    /** When the next attempt is due (Date.now() milliseconds), else null. */
+    this.retryAt = null;
+    this.running = false;
+    this.timer = 0;
+    this.handlers = { connecting: new Set(), open: new Set(), close: new Set(), retry: new Set() };
+  }
+  on(event, fn) {
+    this.handlers[event].add(fn);
+    return () => this.handlers[event].delete(fn);
+  }
+  emit(event, arg) {
+    for (const fn of [...this.handlers[event]]) {
+      try { fn(arg); } catch (e) { console.error(`webctp.js Reconnector ${event} handler failed`, e); }
+    }
+  }
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.attempt();
+  }
+  async attempt() {
+    this.timer = 0;
+    this.retryAt = null;
+    if (!this.running) return;
+    this.emit("connecting");
+    let client;
+    try {
+      client = await this.connect(this.url, this.options);
+    } catch (e) {
+      if (!this.running) return;
+      this.emit("close", e);
+      this.schedule();
+      return;
+    }
+    if (!this.running) { client.close(1000, "stopped"); return; }
+    this.client = client;
+    this.retryDelay = this.minDelayMs;
+    // The client's own close listener ran first: client.closed is the ConnectionLost.
+    client.ws.addEventListener("close", () => {
+      if (this.client !== client) return;
+      this.client = null;
+      this.emit("close", client.closed);
+      this.schedule();
+    });
+    this.emit("open", client);
+  }
+  schedule() {
+    if (!this.running || this.timer) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(delay * 2, this.maxDelayMs);
+    this.retryAt = Date.now() + delay;
+    this.timer = setTimeout(() => this.attempt(), delay);
+    this.emit("retry", this.retryAt);
+  }
+  stop(code = 1000, reason = "") {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.retryAt = null;
+    const client = this.client;
+    this.client = null;
+    if (client) client.close(code, reason);
+  }
 }
 
 /** The service's WebSocket addresses, from the page's own origin (GET /api/endpoints). */

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -57,6 +58,19 @@ PHONE = {"width": 390, "height": 844}
 NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 
+# Keeps every frame the page's WebSockets receive, as received (window.__received).
+RECORD_RECEIVED = """
+window.__received = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (ev) => window.__received.push(ev.data));
+  }
+};
+"""
+
+
 def _missing(what: str) -> NoReturn:
     """Never skip: the browser session exists to run this test (`nox -s browser` installs
     Debian's chromium when it runs as root; otherwise install it yourself)."""
@@ -66,7 +80,7 @@ def _missing(what: str) -> NoReturn:
 class Service:
     """``python -m webctp`` on the simulator, on free ports read from its log lines."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, http_port: int = 0, ws_port: int = 0) -> None:
         self.workdir = workdir
         self.log_lines: list[str] = []
         self.ports: dict[str, int] = {}
@@ -87,9 +101,9 @@ class Service:
                 "--config",
                 str(config),
                 "--port",
-                "0",
+                str(http_port),
                 "--ws-port",
-                "0",
+                str(ws_port),
             ],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
@@ -130,9 +144,8 @@ class Service:
                 self.proc.wait(5)
         self._reader.join(5)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        (ARTIFACTS / "demo-service.log").write_text(
-            "\n".join(self.log_lines) + "\n", encoding="utf-8"
-        )
+        with (ARTIFACTS / "demo-service.log").open("a", encoding="utf-8") as f:
+            f.write("\n".join(self.log_lines) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +190,7 @@ class Demo:
         self.errors: list[str] = []
         self.outside: list[str] = []
         self.context = browser.new_context(viewport=viewport)  # type: ignore[arg-type, unused-ignore]
+        self.context.add_init_script(RECORD_RECEIVED)
         self.page = pg = self.context.new_page()
         pg.set_default_timeout(WAIT_MS)
         pg.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
@@ -273,6 +287,15 @@ class Demo:
             float(node.get_attribute("data-tick") or "0"),
         )
 
+    def click_depth(self, side: str, level: int) -> float:
+        """Click a depth price; the price it showed when clicked. The depth is drawn again on
+        every tick, so a price read first and clicked after may be another level's by then: the
+        click and the read are one step in the page."""
+        price: float = self.page.locator(
+            f"[data-testid=depth-price][data-side={side}][data-level='{level}']"
+        ).evaluate("(b) => { const p = Number(b.dataset.price); b.click(); return p; }")
+        return price
+
     def settle_queries(self) -> None:
         from playwright.sync_api import expect
 
@@ -294,6 +317,14 @@ class Demo:
         assert not result, f"axe ({self.name}, {where}):\n" + "\n".join(
             f"{v['impact']} {v['id']}: {v['help']}\n  " + "\n  ".join(v["nodes"]) for v in result
         )
+
+    def received(self, msg_type: str) -> list[dict[str, Any]]:
+        """Frames of this MsgType the page received, parsed."""
+        frames: list[dict[str, Any]] = self.page.evaluate(
+            "(t) => window.__received.map((f) => JSON.parse(f)).filter((f) => f.MsgType === t)",
+            msg_type,
+        )
+        return frames
 
     def dismiss_toasts(self) -> None:
         """Press every message's close button (messages also expire and get replaced, so a
@@ -372,9 +403,7 @@ def test_desktop_terminal(desktop: Demo) -> None:
 
     # --- depth: five levels a side; a click loads the level into the ticket
     expect(page.locator("[data-testid=depth-row]")).to_have_count(10)
-    ask2 = page.locator("[data-testid=depth-price][data-side=ask][data-level='2']")
-    ask2_price = float(ask2.get_attribute("data-price") or "0")
-    ask2.click()
+    ask2_price = d.click_depth("ask", 2)
     expect(d.tid("ticket-buy")).to_be_checked()
     assert float(d.tid("ticket-price").input_value()) == pytest.approx(ask2_price)
     bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
@@ -452,9 +481,7 @@ def test_desktop_terminal(desktop: Demo) -> None:
     assert sorted(prices) == pytest.approx(sorted([lower, new_price]))
 
     # --- depth shows my resting orders at their price: a buy at the best bid
-    bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
-    mine_price = float(bid1.get_attribute("data-price") or "0")
-    bid1.click()  # a bid loads a sell at that price; make it a buy resting there
+    mine_price = d.click_depth("bid", 1)  # a sell at that price; make it a buy resting there
     expect(d.tid("ticket-sell")).to_be_checked()
     page.locator("label.seg-item.buy").click()
     expect(submit).to_have_text("Buy open")
@@ -566,17 +593,23 @@ def test_desktop_terminal(desktop: Demo) -> None:
     page.get_by_test_id("tab-orders").click()
     d.quote(cu).click()
     d.tid("ticket-volume").fill("1")
-    d.limits()
-    price.fill(
-        page.locator("[data-testid=depth-price][data-side=ask][data-level='1']").get_attribute(
-            "data-price"
-        )
-        or ""
-    )
+    _, cu_upper, _ = d.limits()
+    # Marketable whatever the market did since the last quote the page saw (a price read from
+    # the depth can be behind the market by the time the order arrives, and rest).
+    price.fill(f"{cu_upper:g}")
     submit.click()
+    expect(d.orders(cu, "0")).to_have_count(1)
     long_cu = d.position(cu, "long")
     expect(long_cu).to_have_attribute("data-position", "1")
     long_cu.get_by_test_id("position-reverse").click()
+    # Both legs are FAK orders at the limit price: filled at once at book prices (or cancelled,
+    # never left resting), so the new rows are final states, not a race with the market.
+    reverse_legs = page.locator(
+        f'[data-testid=order-row][data-instrument="{cu}"][data-direction="1"]'
+    )
+    expect(reverse_legs).to_have_count(2)
+    expect(reverse_legs.locator("[data-field=status]")).to_have_text(["Filled", "Filled"])
+    expect(reverse_legs.locator("[data-field=type]")).to_have_text(["FAK", "FAK"])
     short_cu = d.position(cu, "short")
     expect(short_cu).to_have_attribute("data-position", "1")
     expect(long_cu).to_have_count(0)
@@ -616,6 +649,191 @@ def test_desktop_terminal(desktop: Demo) -> None:
     expect(d.tid("login-user")).to_have_value("webdemo")
     expect(d.tid("login-password")).to_have_value("")
     assert time.monotonic() - started < 150
+
+
+def test_chinese_messages(desktop: Demo) -> None:
+    """Under 中文 the page's own messages (toasts, the Log, the link badges, the query line) are
+    Chinese; CTP's ErrorMsg and the gateway's own message pass through exactly as sent."""
+    from playwright.sync_api import expect
+
+    d = desktop
+    page = d.page
+    d.tid("lang-button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(d.tid("td-state")).to_have_text("td: 离线")
+    d.login("zhdemo", "secret3")
+    expect(d.tid("td-state")).to_have_text("td: 已登录：zhdemo")
+    log = page.locator("#log li")
+    logged_in = re.compile(r"^\d\d:\d\d:\d\dtd 已登录：zhdemo，交易日 \d{8}$")
+    expect(log.filter(has_text=logged_in)).to_have_count(1)
+    expect(log.filter(has_text=re.compile(r"合约列表：\d+ 个合约$"))).to_have_count(1)
+    expect(d.tid("session-info")).to_contain_text("交易日")
+    # the page's own English words are gone (a gateway's SessionState Detail stays as sent)
+    english = re.compile("td logged in|instrument list|socket open")
+    expect(log.filter(has_text=english)).to_have_count(0)
+    rb = d.nearest("rb")
+    d.subscribe(rb)
+    expect(log.filter(has_text=f"已订阅 {rb}")).to_have_count(1)
+    d.quote(rb).click()
+    lower, upper, tick = d.limits()
+    expect(d.tid("ticket-limits")).to_contain_text("涨跌停")
+    price = d.tid("ticket-price")
+    submit = d.tid("ticket-submit")
+
+    # a mistake the page catches itself: in Chinese, nothing sent
+    price.fill(f"{upper + 10 * tick:g}")
+    submit.click()
+    local = page.locator("[data-testid=toast][data-kind=error]", has_text="委托未发送")
+    expect(local).to_have_count(1)
+    expect(local).to_contain_text("高于涨停价")
+
+    # a broker rejection: the page's words in Chinese, CTP's ErrorMsg exactly as CTP sent it
+    page.locator("label.seg-item.sell").click()
+    page.locator("#ticket-closetoday-item").click()
+    d.tid("ticket-volume").fill("3")
+    price.fill(f"{lower:g}")
+    expect(submit).to_have_text("卖平今")
+    submit.click()
+    rejection = page.locator("[data-testid=toast][data-kind=error]", has_text="委托被拒绝：")
+    expect(rejection).to_have_count(1)
+    expect(rejection.locator(".title")).to_contain_text(f"卖平今 3 {rb} @ ")
+    page.wait_for_function("() => window.__received.some((f) => f.includes('RspOrderInsert'))")
+    [answer] = d.received("RspOrderInsert")
+    ctp_msg = answer["RspInfo"]["ErrorMsg"]
+    assert answer["RspInfo"]["ErrorID"] != 0 and re.search(r"[\u4e00-\u9fff]", ctp_msg)
+    error_id = answer["RspInfo"]["ErrorID"]
+    expect(rejection.locator(".detail")).to_have_text(f"{ctp_msg} (ErrorID {error_id})")
+    expect(log.filter(has_text=f"委托被拒绝：卖平今 3 {rb}")).to_have_count(1)
+    expect(log.filter(has_text=re.compile("委托已发送（下单面板）：卖平今 3"))).to_have_count(1)
+    expect(page.locator("[data-testid=toast]", has_text="Order")).to_have_count(0)
+
+    # the gateway's own error: its meaning in Chinese, its ErrorMsg as the gateway sent it
+    d.tid("tab-console").click()
+    d.tid("console-input").fill('{"MsgType": "ReqNoSuchThing"}')
+    d.tid("console-send").click()
+    gateway = page.locator("[data-testid=toast][data-kind=error]", has_text="未知的消息类型")
+    expect(gateway).to_have_count(1)
+    page.wait_for_function(
+        "() => window.__received.some((f) => f.includes('ReqNoSuchThing') && f.includes('-404'))"
+    )
+    refused = [f for f in d.received("RspError") if f["RspInfo"]["ErrorID"] == -404]
+    assert refused, d.received("RspError")
+    expect(gateway.locator(".detail")).to_contain_text(refused[-1]["RspInfo"]["ErrorMsg"])
+    d.tid("tab-positions").click()
+    d.dismiss_toasts()
+
+    # the link to the gateway drops: Chinese warning, countdown and log; back to normal
+    page.evaluate("() => { const md = window.webctpDemo.md; md.retryDelay = 3000; md.ws.close(); }")
+    lost = page.locator("[data-testid=toast][data-kind=warn]", has_text="md：与网关的连接断开")
+    expect(lost).to_have_count(1)
+    expect(lost.locator(".detail")).to_contain_text("正在重连")
+    expect(d.tid("md-state")).to_contain_text(re.compile(r"网关不可达，\d 秒后重试"))
+    expect(d.tid("md-state")).to_have_text("md: 接收行情中")
+    expect(log.filter(has_text="md：连接已打开")).not_to_have_count(0)
+    d.settle_queries()
+    d.axe("Chinese messages")
+    d.shot("zh-messages")
+
+    # unsubscribing; the console's frame with its own RequestID goes as typed, its answer logged
+    d.quote(rb).get_by_test_id("unsubscribe").click()
+    expect(d.quote(rb)).to_have_count(0)
+    expect(log.filter(has_text=f"已退订 {rb}")).to_have_count(1)
+    d.tid("tab-console").click()
+    d.tid("console-input").fill(
+        '{"MsgType": "ReqQryTradingAccount", "RequestID": 777, "QryTradingAccount": {}}'
+    )
+    d.tid("console-send").click()
+    expect(
+        log.filter(has_text=re.compile(r'td ⇠ \{"MsgType":"RspQryTradingAccount".*"RequestID":777'))
+    ).to_have_count(1)
+    d.tid("tab-positions").click()
+
+    # a failed login: the page's words in Chinese, CTP's message as sent; then the right password
+    d.tid("logout-button").click()
+    expect(d.tid("td-state")).to_have_text("td: 离线")
+    expect(log.filter(has_text="已退出")).to_have_count(1)
+    d.tid("login-password").fill("wrong")
+    d.tid("login-button").click()
+    expect(d.tid("td-state")).to_have_attribute("data-state", "login_failed")
+    failed = page.locator("[data-testid=toast][data-kind=error]", has_text="td 登录失败")
+    expect(failed).to_have_count(1)
+    [refusal] = [f for f in d.received("RspUserLogin") if (f["RspInfo"] or {}).get("ErrorID")]
+    info = refusal["RspInfo"]
+    expect(failed.locator(".detail")).to_contain_text(
+        f"{info['ErrorMsg']} (ErrorID {info['ErrorID']})"
+    )
+    expect(d.tid("td-state")).to_contain_text(f"登录失败: {info['ErrorMsg']}")
+    expect(d.tid("md-state")).to_have_text("md: 离线")
+    d.tid("login-password").fill("secret3")
+    d.tid("login-button").click()
+    expect(d.tid("td-state")).to_have_text("td: 已登录：zhdemo")
+    expect(d.tid("md-state")).to_have_text("md: 接收行情中")
+    d.settle_queries()
+
+    # switching back: the badges follow, messages already shown keep their language
+    d.tid("lang-button").click()
+    expect(d.tid("md-state")).to_have_text("md: receiving quotes")
+    expect(d.tid("td-state")).to_have_text("td: logged in as zhdemo")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_service_restart(browser: Browser, tmp_path: Path) -> None:
+    """The service stops and starts again on the same ports: the page (webctp.js clients kept
+    open by its Reconnector) marks its data stale, counts down, reconnects, logs in again with
+    the credentials it kept in memory, subscribes again and shows the same account."""
+    from playwright.sync_api import expect
+
+    ports = free_port(), free_port()
+    service = Service(tmp_path, *ports)
+    try:
+        base = service.wait_ready()
+        d = Demo(browser, base, DESKTOP, "restart")
+        try:
+            page = d.page
+            d.login("restart", "secret4")
+            rb = d.nearest("rb")
+            row = d.subscribe(rb)
+            d.quote(rb).click()
+            _, upper, _ = d.limits()
+            d.tid("ticket-price").fill(f"{upper:g}")
+            d.tid("ticket-submit").click()
+            expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+            d.settle_queries()
+            service.stop()
+            for api in ("td", "md"):
+                expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "disconnected")
+            expect(d.tid("md-state")).to_contain_text(re.compile(r"retrying in \d+ s"))
+            expect(page.locator("section.quotes")).to_have_attribute("data-stale", "true")
+            d.shot("down")
+            service = Service(tmp_path, *ports)
+            assert service.wait_ready() == base
+            for api in ("td", "md"):
+                expect(d.tid(f"{api}-state")).to_have_attribute("data-state", "ready")
+            expect(page.locator("section.quotes")).to_have_attribute("data-stale", "false")
+            expect(row).to_have_attribute("data-subscribed", "true")
+            ticked = row.get_attribute("data-time") or ""
+            expect(row).not_to_have_attribute("data-time", ticked)
+            expect(d.position(rb, "long")).to_have_attribute("data-position", "1")
+            expect(d.orders(rb, "0")).to_have_count(1)
+            d.settle_queries()
+            d.dismiss_toasts()
+            d.shot("back")
+        finally:
+            # Chromium itself logs each refused attempt while the service is down (not the page's)
+            refused = re.compile(
+                rf"WebSocket connection to 'ws://127\.0\.0\.1:{ports[1]}/(td|md)/' failed: "
+                r".*ERR_CONNECTION_REFUSED$"
+            )
+            d.errors = [e for e in d.errors if not refused.search(e)]
+            d.finish()
+    finally:
+        service.stop()  # the one running now (stop() is a no-op once stopped)
 
 
 def test_phone_layout(phone: Demo) -> None:

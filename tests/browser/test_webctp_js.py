@@ -5,6 +5,7 @@ one cancelled, a rejection, ticks through ``for await``, link loss surfaced)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from tests.schema_check import check_frame, frame_errors
 
-from .test_demo import CHROMIUM_ARGS, base_url, browser  # noqa: F401  (shared fixtures)
+from .test_demo import CHROMIUM_ARGS, WAIT_MS, base_url, browser  # noqa: F401  (shared fixtures)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 SCENARIO = (Path(__file__).resolve().parent / "webctp_js_scenario.js").read_text("utf-8")
+CLIENT_DOC = Path(__file__).resolve().parents[2] / "docs" / "client.md"
 
 
 # Records every frame the page's WebSockets send and receive (checked against the schemas).
@@ -63,9 +65,17 @@ def test_webctp_js_against_the_simulator(page: Page) -> None:
     assert out["tick"] is True and len(out["ticks"]) == 1 and out["subsAfterBreak"] == 0
     assert out["bar"] is True
     assert out["closed"] == "ConnectionLost"
+    assert out["posted"] == [True, True, None]
+    assert out["timeout"] == ["RequestTimeout", True, 500] and out["cancelledAnyway"] == "5"
+    assert out["text"] == -400
+    again, events, new_session, new_client, delay = out["reconnector"]
+    assert again and new_session and new_client and delay == 50
+    assert events == "connecting,open,close ConnectionLost,retry later,connecting,open"
+    assert out["stopped"] == [None, None, "ConnectionLost", 6]  # nothing after stop()
     frames = page.evaluate("window.__frames")
     received = [json.loads(f) for f in frames["received"]]
-    sent = [json.loads(f) for f in frames["sent"]]
+    assert frames["sent"].count("{not json") == 1  # sendText: as typed
+    sent = [json.loads(f) for f in frames["sent"] if f != "{not json"]
     assert len(received) > 20 and len(sent) > 10
     for frame in received:
         check_frame(frame)
@@ -78,3 +88,28 @@ def test_webctp_js_is_served_as_a_module(page: Page, base_url: str) -> None:  # 
     assert response.ok and "javascript" in response.headers["content-type"]
     assert "export function connectTd" in response.text()
     assert CHROMIUM_ARGS
+
+
+def test_reconnector_doc_example_runs(page: Page) -> None:
+    """docs/client.md's Reconnector example, as shown (its import made dynamic), in the page:
+    it logs in; its socket drops; it says when it reconnects and logs in again."""
+    blocks = re.findall(r"```js\n(.*?)```", CLIENT_DOC.read_text("utf-8"), re.S)
+    [block] = [b for b in blocks if "new Reconnector(" in b]
+    code = re.sub(
+        r'^import \{(.*?)\} from "(.*?)";', r'const {\1} = await import("\2");', block, flags=re.M
+    )
+    logged: list[str] = []
+    page.on("console", lambda m: logged.append(m.text))
+    login_line = re.compile(r"logged in, session \d+")
+
+    def logged_in(m: Any) -> bool:
+        return login_line.fullmatch(m.text) is not None
+
+    with page.expect_console_message(logged_in, timeout=WAIT_MS):
+        page.evaluate(f"async () => {{\n{code}\nwindow.__keeper = keeper;\n}}")
+    with page.expect_console_message(logged_in, timeout=WAIT_MS):
+        page.evaluate("() => window.__keeper.client.ws.close()")
+    assert "reconnecting in 1 s" in logged, logged
+    sessions = {t for t in logged if login_line.fullmatch(t)}
+    assert len(sessions) == 2, logged  # a new CTP session after the reconnect
+    page.evaluate("() => window.__keeper.stop()")

@@ -46,6 +46,62 @@ async () => {
   out.subsAfterBreak = md.subs.size;
   const bars = await md.bars(id, "1m", 5);
   out.bar = bars.length > 0 && bars[bars.length - 1].length === 6;
+  // post(): a request answered only when it fails; the refusal comes to onPush
+  const refused = new Promise((resolve) => {
+    const stopIt = td.onPush(["RspOrderAction"], (f) => { stopIt(); resolve(f); });
+  });
+  const rid = td.post({ MsgType: "ReqOrderAction",
+    InputOrderAction: { ActionFlag: "0", InstrumentID: id, ExchangeID: "SHFE", OrderSysID: "987654321" } });
+  const refusal = await refused;
+  out.posted = [refusal.RequestID === rid, ctp.errorOf(refusal) instanceof ctp.CtpError,
+    ctp.errorOf({ MsgType: "RspX", RspInfo: { ErrorID: 0, ErrorMsg: "" } })];
+  // timeoutMs: a cancel that works has no answer but RtnOrder, so waiting for one times out
+  const another = await td.insertOrder({ instrumentId: id, direction: "buy", volume: 1,
+    price: market.LowerLimitPrice });
+  await another.waitAccepted();
+  try {
+    await td.call({ MsgType: "ReqOrderAction", InputOrderAction: { ActionFlag: "0", InstrumentID: id,
+      ExchangeID: another.data.ExchangeID, OrderSysID: another.data.OrderSysID } }, { timeoutMs: 500 });
+  } catch (e) {
+    out.timeout = [e.name, e instanceof ctp.RequestTimeout, e.timeoutMs];
+  }
+  await another.waitDone();
+  out.cancelledAnyway = another.status;
+  // sendText(): sent as typed; the gateway's -400 comes to onPush
+  const bad = new Promise((resolve) => {
+    const stopIt = td.onPush(null, (f) => {
+      const e = ctp.errorOf(f);
+      if (e && e.errorId === -400) { stopIt(); resolve(e.errorId); }
+    });
+  });
+  td.sendText("{not json");
+  out.text = await bad;
+  // Reconnector: a dropped socket is opened again, and logged in again by the "open" handler
+  const until = async (ok) => {
+    for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+    return ok();
+  };
+  const keeper = new ctp.Reconnector(ctp.connectTd, ep.td, { minDelayMs: 50 });
+  const events = [];
+  const sessions = [];
+  keeper.on("connecting", () => events.push("connecting"));
+  keeper.on("open", (c) => {
+    events.push("open");
+    c.login("jsuser", "pw").then((l) => sessions.push(l.SessionID));
+  });
+  keeper.on("close", (e) => events.push(`close ${e.name}`));
+  keeper.on("retry", (at) => events.push(`retry ${at > Date.now() ? "later" : "now"}`));
+  keeper.start();
+  await until(() => sessions.length === 1);
+  const first = keeper.client;
+  first.ws.close();
+  const again = await until(() => sessions.length === 2);
+  out.reconnector = [again, events.join(","), sessions[0] !== sessions[1], keeper.client !== first,
+    keeper.retryDelay];
+  const second = keeper.client;
+  keeper.stop();
+  await until(() => second.closed !== null);
+  out.stopped = [keeper.client, keeper.retryAt, second.closed.name, events.length];
   md.close();
   td.close(1000, "bye");
   try { await td.query("QryOrder"); } catch (e) { out.closed = e.name; }
