@@ -3,7 +3,8 @@
 An exchange is a ```json block whose lines start with ``→`` (a frame the client sends) or
 ``←`` (a frame it receives); a line indented under one continues it. ``...`` stands for
 "more fields/items" inside an object or array (``[...]``: any array), the string ``"..."`` for
-any value, and a line ``← ...`` for any number of frames. Ticks (``RtnDepthMarketData``) are a
+any value, a string ending in ``...`` (``"rb..."``) for any string that begins with the rest,
+and a line ``← ...`` for any number of frames. Ticks (``RtnDepthMarketData``) are a
 stream: a tick the block shows may arrive before the frames shown ahead of it. An HTML
 comment right before the block says how to run it:
 
@@ -154,6 +155,11 @@ def mismatch(expected: Any, actual: Any, where: str = "") -> str | None:
             if why:
                 return why
         return None
+    if isinstance(expected, str) and expected.endswith(ANY):
+        prefix = expected[: -len(ANY)]
+        if isinstance(actual, str) and actual.startswith(prefix):
+            return None
+        return f"{where}: {actual!r}, the doc shows a string beginning with {prefix!r}"
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         return None if expected == actual else f"{where}: {actual!r}, the doc shows {expected!r}"
     if isinstance(expected, (int, float)):

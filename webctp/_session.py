@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import trio
 
-from . import _flow
+from . import _aliases, _flow
 from ._bridge import Event, Sink, spi_class
 from ._context import ServiceContext
 from .protocol import codec
@@ -185,6 +185,21 @@ class Session:
 
     def fronts(self) -> tuple[str, ...]:
         return self.cfg.ctp.td_fronts if self.kind == "td" else self.cfg.ctp.md_fronts
+
+    def resolve_instrument(self, instrument_id: str, where: str) -> str:
+        """``instrument_id``, or the contract its alias ``<product>.front`` stands for on the
+        backend's current trading day (``_aliases``); -400 naming ``where`` when it has none."""
+        if not _aliases.is_alias(instrument_id):
+            return instrument_id
+        lookup = self.ctx.backend.front_month
+        if lookup is None:
+            return _aliases.resolve(instrument_id, None, where)  # refused: explains why
+        fronts = self.fronts()
+
+        def front_month(product: str) -> str | None:
+            return next(filter(None, (lookup(front, product) for front in fronts)), None)
+
+        return _aliases.resolve(instrument_id, front_month, where)
 
     def create_api(self) -> None:
         """Create the API object, register Spi and fronts, Init (once per session)."""

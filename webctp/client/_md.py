@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -10,6 +11,8 @@ import trio
 
 from ._conn import Connection, Frame, payload_of
 from ._errors import ClientError
+
+_PRODUCT = re.compile(r"[A-Za-z]+")
 
 
 class Subscription:
@@ -21,11 +24,16 @@ class Subscription:
     Overflow: one tick per instrument waits; a newer tick of an instrument replaces the
     unread one (as webctp itself conflates), so a slow reader gets each instrument's latest
     tick and the memory held is bounded by the number of instruments.
+
+    An alias (``rb.front``, resolved by webctp under the simulator) delivers the ticks of the
+    contract it stands for; ``resolved`` maps it to that contract once its first tick came.
     """
 
     def __init__(self, md: MdClient, instruments: list[str]) -> None:
         self._md = md
         self.instruments = instruments
+        self.resolved: dict[str, str] = {}
+        """alias → the contract webctp subscribed for it (ticks name the contract)."""
         self._latest: dict[str, Frame] = {}
         self._wake = trio.Event()
         self._started = False
@@ -125,14 +133,23 @@ class MdClient(Connection):
             raise
 
     def _drop(self, sub: Subscription) -> list[str]:
+        """Forget ``sub``; the instruments no other subscription wants (a resolved alias by
+        its contract: webctp would answer both names once)."""
         unused = []
         for instrument in sub.instruments:
-            subs = self._subs.get(instrument, set())
-            subs.discard(sub)
-            if not subs:
-                self._subs.pop(instrument, None)
-                unused.append(instrument)
-        return unused
+            keys = (
+                [instrument, sub.resolved[instrument]]
+                if instrument in sub.resolved
+                else [instrument]
+            )
+            for key in keys:
+                subs = self._subs.get(key, set())
+                subs.discard(sub)
+                if not subs:
+                    self._subs.pop(key, None)
+            if keys[-1] not in self._subs:
+                unused.append(keys[-1])
+        return list(dict.fromkeys(unused))
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         unused = self._drop(sub)
@@ -159,11 +176,25 @@ class MdClient(Connection):
             for sub in subs:
                 sub.close_wake()
 
+    def _bind_alias(self, instrument: str) -> set[Subscription] | None:
+        """The subscriptions of the alias ``<product>.front`` that ``instrument`` (a tick of a
+        contract nobody here subscribed by its id) stands for: webctp only forwards ticks of
+        subscribed contracts, so an unclaimed ``rb2612`` tick is that of ``rb.front``."""
+        product = _PRODUCT.match(instrument)
+        alias = f"{product.group()}.front" if product else ""
+        subs = self._subs.get(alias)
+        if subs:
+            self._subs[instrument] = set(subs)
+            for sub in subs:
+                sub.resolved[alias] = instrument
+        return subs
+
     def on_frame(self, frame: Frame) -> bool:
         if frame.get("MsgType") != "RtnDepthMarketData":
             return False
         tick = frame.get("DepthMarketData") or {}
-        subs = self._subs.get(str(tick.get("InstrumentID", "")))
+        instrument = str(tick.get("InstrumentID", ""))
+        subs = self._subs.get(instrument) or self._bind_alias(instrument)
         if not subs:
             return False
         for sub in subs:

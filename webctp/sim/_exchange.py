@@ -150,6 +150,18 @@ class Exchange:
         """Listed contracts of the current trading day."""
         return list(self._engine.call(lambda: list(self._engine.instruments)))
 
+    def front_month(self, product_id: str) -> str | None:
+        """The product's nearest listed contract on the current trading day (the one the
+        alias ``<product>.front`` stands for), None when no such product is listed.
+
+        Read without the engine thread: a new trading day replaces the listing whole.
+        """
+        listed = self._engine.instruments
+        for iid, inst in listed.items():
+            if inst.rank == 0 and inst.product.product_id == product_id:
+                return iid
+        return None
+
     def last_price(self, instrument_id: str) -> float:
         return float(self._engine.call(lambda: self._engine.markets[instrument_id].last))
 
@@ -287,3 +299,12 @@ def get_exchange(name: str = "default") -> Exchange | None:
     """The running exchange registered under ``name``, if any."""
     found = _registry.get(name)
     return found if isinstance(found, Exchange) else None
+
+
+def front_month(front: str, product_id: str) -> str | None:
+    """The front-month contract of ``product_id`` on the exchange that the front address
+    ``front`` (``sim://<name>``) names; None when no exchange runs there or it lists no such
+    product."""
+    name = _registry.front_name(front)
+    exchange = get_exchange(name) if name else None
+    return exchange.front_month(product_id) if exchange is not None else None
