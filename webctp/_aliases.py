@@ -9,7 +9,7 @@ alias is refused with -400 (docs/td_protocol.md, "Instrument aliases", says why)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .protocol.errors import Code, ProtocolError
 
@@ -44,3 +44,27 @@ def resolve(instrument_id: str, front_month: FrontMonth | None, where: str) -> s
             "(an alias is <ProductID>.front, e.g. rb.front)",
         )
     return contract
+
+
+def for_fronts(
+    lookup: Callable[[str, str], str | None] | None, fronts: Sequence[str]
+) -> FrontMonth | None:
+    """The resolver of a session registered at ``fronts``, from the backend's
+    ``front_month(front, product)`` (None: the backend has no aliases)."""
+    if lookup is None:
+        return None
+
+    def front_month(product: str) -> str | None:
+        return next(filter(None, (lookup(front, product) for front in fronts)), None)
+
+    return front_month
+
+
+def resolve_ids(ids: list[str], front_month: FrontMonth | None) -> list[str]:
+    """An md ``InstrumentID`` list with its aliases resolved (order kept, a contract named
+    twice sent once); the list itself when it has none."""
+    if not any(map(is_alias, ids)):
+        return ids
+    return list(
+        dict.fromkeys(resolve(iid, front_month, f"InstrumentID[{n}]") for n, iid in enumerate(ids))
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from . import _bars
-from ._aliases import is_alias
+from ._aliases import is_alias, resolve_ids
 from ._bars import exchange_now
 from ._bridge import Event
 from ._session import LINK_DOWN_STATES, LoginFailed, Pending, Session, State
@@ -181,12 +181,7 @@ class MdSession(Session):
         method, rsp, kind, add = _SUBSCRIBE[msg_type]
         limits = self.cfg.limits
         ids = instrument_list(env.body.get("InstrumentID"), max_items=limits.md_max_instruments)
-        if any(map(is_alias, ids)):
-            ids = list(
-                dict.fromkeys(
-                    self.resolve_instrument(iid, f"InstrumentID[{n}]") for n, iid in enumerate(ids)
-                )
-            )
+        ids = resolve_ids(ids, self.front_month)
         self._check_ready()
         wanted = self.subscribed[kind]
         if (

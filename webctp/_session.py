@@ -117,6 +117,8 @@ class Session:
         self._login_lock = trio.Lock()
         self._down_reported = float("-inf")
         self._flow_slot: _flow.Slot | None = None
+        self.front_month = _aliases.for_fronts(ctx.backend.front_month, self.fronts())
+        """ProductID → front-month contract, for aliases (None: the backend has none)."""
 
     # --- frames ---------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
@@ -189,17 +191,7 @@ class Session:
     def resolve_instrument(self, instrument_id: str, where: str) -> str:
         """``instrument_id``, or the contract its alias ``<product>.front`` stands for on the
         backend's current trading day (``_aliases``); -400 naming ``where`` when it has none."""
-        if not _aliases.is_alias(instrument_id):
-            return instrument_id
-        lookup = self.ctx.backend.front_month
-        if lookup is None:
-            return _aliases.resolve(instrument_id, None, where)  # refused: explains why
-        fronts = self.fronts()
-
-        def front_month(product: str) -> str | None:
-            return next(filter(None, (lookup(front, product) for front in fronts)), None)
-
-        return _aliases.resolve(instrument_id, front_month, where)
+        return _aliases.resolve(instrument_id, self.front_month, where)
 
     def create_api(self) -> None:
         """Create the API object, register Spi and fronts, Init (once per session)."""

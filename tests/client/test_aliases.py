@@ -26,6 +26,16 @@ def test_resolve_is_pure_and_names_the_fault() -> None:
         _aliases.resolve("rb.front", None, "X")
     with pytest.raises(ProtocolError, match="no product ''"):
         _aliases.resolve(".front", fronts, "X")
+    ids = ["rb2701", "rb2612"]
+    assert _aliases.resolve_ids(ids, None) is ids  # no alias: nothing to resolve or copy
+    assert _aliases.resolve_ids(["rb.front", "rb2612", "rb2701"], fronts) == ["rb2612", "rb2701"]
+    with pytest.raises(ProtocolError, match=r"^InstrumentID\[1\]: 'zz.front'"):
+        _aliases.resolve_ids(["rb2701", "zz.front"], fronts)
+    assert _aliases.for_fronts(None, ["sim://a"]) is None
+    both = _aliases.for_fronts(
+        lambda front, p: "x1" if front == "sim://b" else None, ["a", "sim://b"]
+    )
+    assert both is not None and both("x") == "x1"
 
 
 async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Config) -> None:
@@ -46,7 +56,7 @@ async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Co
             assert row["InstrumentID"] == rb
             order = await td.insert_order("rb.front", "buy", 1, exchange.last_price(rb) - 20)
             await order.wait_accepted()
-            assert order.data["InstrumentID"] == rb
+            assert order.data is not None and order.data["InstrumentID"] == rb
             await order.cancel()
             with pytest.raises(CtpError) as bad:
                 await (await td.insert_order("zz.front", "buy", 1, 1.0)).wait_accepted()
