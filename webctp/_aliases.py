@@ -61,10 +61,9 @@ def for_fronts(
 
 
 def resolve_ids(ids: list[str], front_month: FrontMonth | None) -> list[str]:
-    """An md ``InstrumentID`` list with its aliases resolved (order kept, a contract named
-    twice sent once); the list itself when it has none."""
+    """An md ``InstrumentID`` list with its aliases resolved, item for item (an alias listed
+    with its own contract stays two items, so each gets its answer as the docs promise); the
+    list itself when it has none."""
     if not any(map(is_alias, ids)):
         return ids
-    return list(
-        dict.fromkeys(resolve(iid, front_month, f"InstrumentID[{n}]") for n, iid in enumerate(ids))
-    )
+    return [resolve(iid, front_month, f"InstrumentID[{n}]") for n, iid in enumerate(ids)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from tests.conftest import replace
 from webctp import _aliases
 from webctp.client import CtpError, connect_md, connect_td
 from webctp.config import Config
@@ -28,7 +29,11 @@ def test_resolve_is_pure_and_names_the_fault() -> None:
         _aliases.resolve(".front", fronts, "X")
     ids = ["rb2701", "rb2612"]
     assert _aliases.resolve_ids(ids, None) is ids  # no alias: nothing to resolve or copy
-    assert _aliases.resolve_ids(["rb.front", "rb2612", "rb2701"], fronts) == ["rb2612", "rb2701"]
+    assert _aliases.resolve_ids(["rb.front", "rb2612", "rb2701"], fronts) == [
+        "rb2612",
+        "rb2612",
+        "rb2701",
+    ]
     with pytest.raises(ProtocolError, match=r"^InstrumentID\[1\]: 'zz.front'"):
         _aliases.resolve_ids(["rb2701", "zz.front"], fronts)
     assert _aliases.for_fronts(None, ["sim://a"]) is None
@@ -39,6 +44,9 @@ def test_resolve_is_pure_and_names_the_fault() -> None:
 
 
 async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Config) -> None:
+    # no market clock: the only ticks are the snapshots sent on subscription, so an aliased
+    # subscription gets its first tick however it races with the answer naming the contract
+    cfg = replace(cfg, sim={"tick_interval_s": 0.0})
     service: ServiceInfo = await nursery.start(run_service, cfg)
     exchange = get_exchange(cfg.sim.name)
     assert exchange is not None
@@ -77,3 +85,11 @@ async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Co
             # the unsubscribe of the resolved alias went out by contract: subscribing again works
             async with md.subscribe(["rb.front"]) as again:
                 assert (await again.__anext__())["InstrumentID"] == rb
+            # an alias listed with its own contract: one answer each, one stream of ticks
+            async with md.subscribe(["rb.front", rb]) as both:
+                assert (await both.__anext__())["InstrumentID"] == rb
+                assert both.resolved == {"rb.front": rb}
+            # the contract subscribed first, then its alias by another subscription
+            async with md.subscribe([rb]) as plain, md.subscribe(["rb.front"]) as aliased:
+                assert (await plain.__anext__())["InstrumentID"] == rb
+                assert (await aliased.__anext__())["InstrumentID"] == rb

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -12,7 +11,7 @@ import trio
 from ._conn import Connection, Frame, payload_of
 from ._errors import ClientError
 
-_PRODUCT = re.compile(r"[A-Za-z]+")
+ALIAS_SUFFIX = ".front"
 
 
 class Subscription:
@@ -26,7 +25,7 @@ class Subscription:
     tick and the memory held is bounded by the number of instruments.
 
     An alias (``rb.front``, resolved by webctp under the simulator) delivers the ticks of the
-    contract it stands for; ``resolved`` maps it to that contract once its first tick came.
+    contract it stands for; ``resolved`` maps it to that contract (from webctp's answer).
     """
 
     def __init__(self, md: MdClient, instruments: list[str]) -> None:
@@ -101,6 +100,13 @@ class MdClient(Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subs: dict[str, set[Subscription]] = {}
+        self._alias_requests = 0
+        """Subscriptions naming an alias that await their answers: till then the latest tick
+        of each contract is kept in ``_recent`` (the alias's contract is only known from
+        the answer, and its first tick may come first)."""
+        self._recent: dict[str, Frame] = {}
+        """Overflow: one tick per contract, replaced by the next; webctp only sends ticks
+        of contracts this session subscribed, so it is bounded by its subscriptions."""
 
     async def login(self, user_id: str = "", password: str = "") -> Frame:
         """Log in (most fronts, and the simulator, accept empty credentials)."""
@@ -123,18 +129,33 @@ class MdClient(Connection):
     async def _subscribe(self, sub: Subscription) -> None:
         for instrument in sub.instruments:  # before the request: ticks may precede the acks
             self._subs.setdefault(instrument, set()).add(sub)
+        aliases = any(i.endswith(ALIAS_SUFFIX) for i in sub.instruments)
+        self._alias_requests += aliases
         try:
-            await self.call(
+            rows = await self.call(
                 {"MsgType": "SubscribeMarketData", "InstrumentID": sub.instruments},
                 count=len(sub.instruments),
             )
+            if aliases:  # one answer per item, in order: each names the contract
+                for requested, row in zip(sub.instruments, rows):
+                    contract = str((payload_of(row) or {}).get("InstrumentID", ""))
+                    if requested.endswith(ALIAS_SUFFIX) and contract:
+                        sub.resolved[requested] = contract
+                        self._subs.setdefault(contract, set()).add(sub)
+                        tick = self._recent.get(contract)
+                        if tick is not None and contract not in sub.instruments:
+                            sub.put(tick)
         except BaseException:
             self._drop(sub)
             raise
+        finally:
+            self._alias_requests -= aliases
+            if not self._alias_requests:
+                self._recent.clear()
 
     def _drop(self, sub: Subscription) -> list[str]:
         """Forget ``sub``; the instruments no other subscription wants (a resolved alias by
-        its contract: webctp would answer both names once)."""
+        its contract only: both names are the same subscription at webctp)."""
         unused = []
         for instrument in sub.instruments:
             keys = (
@@ -176,25 +197,14 @@ class MdClient(Connection):
             for sub in subs:
                 sub.close_wake()
 
-    def _bind_alias(self, instrument: str) -> set[Subscription] | None:
-        """The subscriptions of the alias ``<product>.front`` that ``instrument`` (a tick of a
-        contract nobody here subscribed by its id) stands for: webctp only forwards ticks of
-        subscribed contracts, so an unclaimed ``rb2612`` tick is that of ``rb.front``."""
-        product = _PRODUCT.match(instrument)
-        alias = f"{product.group()}.front" if product else ""
-        subs = self._subs.get(alias)
-        if subs:
-            self._subs[instrument] = set(subs)
-            for sub in subs:
-                sub.resolved[alias] = instrument
-        return subs
-
     def on_frame(self, frame: Frame) -> bool:
         if frame.get("MsgType") != "RtnDepthMarketData":
             return False
         tick = frame.get("DepthMarketData") or {}
         instrument = str(tick.get("InstrumentID", ""))
-        subs = self._subs.get(instrument) or self._bind_alias(instrument)
+        if self._alias_requests:
+            self._recent[instrument] = tick
+        subs = self._subs.get(instrument)
         if not subs:
             return False
         for sub in subs:
