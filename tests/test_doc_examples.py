@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -151,6 +152,32 @@ async def test_doc_example_runs(example: Example, clock: str, cfg: Config, tmp_p
     async with example_service(cfg, tmp_path, CLOCKS[clock]) as (service, exchange):
         with trio.fail_after(30):
             await run_example(example, service, exchange)
+
+
+def _instrument_ids(value: Any) -> list[str]:
+    """Every string under an ``InstrumentID`` key of a frame (lists included)."""
+    if isinstance(value, list):
+        return [i for v in value for i in _instrument_ids(v)]
+    if not isinstance(value, dict):
+        return []
+    found = []
+    for key, v in value.items():
+        if key == "InstrumentID":
+            found += [v] if isinstance(v, str) else [i for i in v if isinstance(i, str)]
+        else:
+            found += _instrument_ids(v)
+    return found
+
+
+def test_examples_name_no_contract_that_expires() -> None:
+    """A contract id in a frame the docs send expires with its month: they use aliases."""
+    contract = re.compile(r"[A-Za-z]{1,2}\d{3,4}")
+    for e in EXAMPLES:
+        for step in e.steps:
+            if step.send:
+                named = [i for i in _instrument_ids(step.frame) if contract.fullmatch(i)]
+                assert not named, f"{e.name}: {named}: use an alias such as rb.front"
+    assert any("rb.front" in _instrument_ids(s.frame) for e in EXAMPLES for s in e.steps)
 
 
 PYTHON_EXAMPLES = python_examples()
