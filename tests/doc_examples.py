@@ -116,17 +116,25 @@ def all_examples() -> list[Example]:
     return [e for path in DOCS for e in examples(path)]
 
 
-def python_examples() -> list[tuple[str, str]]:
-    """``(name, code)`` of the ```python blocks that use the client (run by the tests with
-    the service's address in place of ``ws://127.0.0.1:8081``)."""
+def python_examples(uses: str = "webctp.client") -> list[tuple[str, str]]:
+    """``(name, code)`` of the ```python blocks that use ``uses``: the client's are run by the
+    tests with the service's address in place of ``ws://127.0.0.1:8081``, the simulator's
+    (``webctp.sim``) on their own."""
     found = []
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
-            if "webctp.client" in match.group(1):
+            if uses in match.group(1):
                 line = text.count("\n", 0, match.start()) + 1
                 found.append((f"{path.name}:{line}", match.group(1)))
     return found
+
+
+def printed_values(code: str) -> list[str]:
+    """What each ``print(...)  # VALUE: why`` line of a block says it prints (its comment's
+    first word), in order."""
+    shown = re.findall(r"^\s*print\(.*\)\s*#\s*([^\s,:]+)", code, re.M)
+    return [str(v) for v in shown]
 
 
 def mismatch(expected: Any, actual: Any, where: str = "") -> str | None:

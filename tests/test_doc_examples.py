@@ -34,6 +34,7 @@ from .doc_examples import (
     all_examples,
     mismatch,
     parse_block,
+    printed_values,
     python_examples,
 )
 from .service.client import Client, connect
@@ -199,6 +200,28 @@ async def test_doc_python_example_runs(code: str, clock: str, cfg: Config, tmp_p
     assert result.stdout.strip(), "the example printed nothing"
 
 
+SIM_EXAMPLES = python_examples("webctp.sim")
+
+
+@pytest.mark.parametrize("code", [c for _, c in SIM_EXAMPLES], ids=[n for n, _ in SIM_EXAMPLES])
+async def test_doc_simulator_example_runs_and_prints_what_it_says(
+    code: str, tmp_path: Path
+) -> None:
+    (tmp_path / "data").mkdir()  # the folders the examples name, as in a checkout
+    (tmp_path / "flow").mkdir()
+    with trio.fail_after(60):
+        result = await trio.run_process(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    printed = result.stdout.decode().split()
+    assert printed == printed_values(code), result.stdout.decode()
+
+
 def test_the_readme_shows_the_client() -> None:
     assert any(name.startswith("README.md") for name, _ in PYTHON_EXAMPLES)
 
@@ -234,3 +257,5 @@ def test_block_parsing() -> None:
     assert steps[0].frame == {"MsgType": "A", "RequestID": 1} and steps[1].frame is None
     assert steps[2].frame == {"MsgType": "B", "P": {}}
     assert parse_block(['{"MsgType":"A"}']) == []
+    code = "print(a)   # 3099.0: why\nx = 1  # 5\n    print(b(1), c)  # 8 rows\nprint(d)\n"
+    assert printed_values(code) == ["3099.0", "8"]
