@@ -3,6 +3,8 @@ them under the simulator, every answer names the contract, and bad aliases are -
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import trio
 
@@ -12,7 +14,7 @@ from webctp.client import CtpError, connect_md, connect_td
 from webctp.config import Config
 from webctp.protocol.errors import ProtocolError
 from webctp.service import ServiceInfo, run_service
-from webctp.sim import get_exchange
+from webctp.sim import Exchange, SimSettings, front_month, get_exchange
 
 
 def test_resolve_is_pure_and_names_the_fault() -> None:
@@ -41,6 +43,23 @@ def test_resolve_is_pure_and_names_the_fault() -> None:
         lambda front, p: "x1" if front == "sim://b" else None, ["a", "sim://b"]
     )
     assert both is not None and both("x") == "x1"
+
+
+def test_the_front_month_rolls_with_the_trading_day() -> None:
+    """rb2612's last trading day is 2026-12-15: its settlement makes rb2701 the front."""
+    exchange = Exchange(
+        SimSettings(db_path=":memory:", tick_interval_s=0, products=("rb", "IF"), name="roll"),
+        clock=lambda: datetime(2026, 12, 15, 10, 0),
+    ).start()
+    try:
+        assert exchange.front_month("rb") == "rb2612" and exchange.front_month("IF") == "IF2612"
+        assert exchange.front_month("cu") is None  # not among the products listed
+        assert exchange.settle() == "20261216"
+        assert exchange.front_month("rb") == "rb2701" and exchange.front_month("IF") == "IF2612"
+        assert front_month("sim://roll", "rb") == "rb2701"
+        assert front_month("sim://nothing-runs-here", "rb") is None
+    finally:
+        exchange.close()
 
 
 async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Config) -> None:

@@ -37,6 +37,8 @@ class Exchange:
         self._state = "new"
         self._lock = threading.Lock()
         self._apis: set[FrontClient] = set()
+        self._front_months: tuple[object, dict[str, str]] | None = None
+        """(the listing it was built from, ProductID → front-month contract)."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -154,13 +156,15 @@ class Exchange:
         """The product's nearest listed contract on the current trading day (the one the
         alias ``<product>.front`` stands for), None when no such product is listed.
 
-        Read without the engine thread: a new trading day replaces the listing whole.
+        Read without the engine thread: a new trading day replaces the listing whole, and
+        the product index is rebuilt once per listing (a dict lookup per alias after that).
         """
         listed = self._engine.instruments
-        for iid, inst in listed.items():
-            if inst.rank == 0 and inst.product.product_id == product_id:
-                return iid
-        return None
+        cached = self._front_months
+        if cached is None or cached[0] is not listed:
+            index = {i.product.product_id: iid for iid, i in listed.items() if i.rank == 0}
+            cached = self._front_months = (listed, index)
+        return cached[1].get(product_id)
 
     def last_price(self, instrument_id: str) -> float:
         return float(self._engine.call(lambda: self._engine.markets[instrument_id].last))
