@@ -10,6 +10,7 @@ alias is refused with -400 (docs/td_protocol.md, "Instrument aliases", says why)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .protocol.errors import Code, ProtocolError
 
@@ -67,3 +68,12 @@ def resolve_ids(ids: list[str], front_month: FrontMonth | None) -> list[str]:
     if not any(map(is_alias, ids)):
         return ids
     return [resolve(iid, front_month, f"InstrumentID[{n}]") for n, iid in enumerate(ids)]
+
+
+def resolve_body(body: dict[str, Any], front_month: FrontMonth | None) -> dict[str, Any]:
+    """A request whose top-level ``InstrumentID`` is a string (``GetBars``) with its alias
+    resolved; the body itself when it names none."""
+    value = body.get("InstrumentID")
+    if not isinstance(value, str) or not is_alias(value):
+        return body
+    return body | {"InstrumentID": resolve(value, front_month, "InstrumentID")}

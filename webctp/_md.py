@@ -10,7 +10,7 @@ from typing import Any
 import trio
 
 from . import _bars
-from ._aliases import is_alias, resolve_ids
+from ._aliases import resolve_body, resolve_ids
 from ._bars import exchange_now
 from ._bridge import Event
 from ._session import LINK_DOWN_STATES, LoginFailed, Pending, Session, State
@@ -140,11 +140,7 @@ class MdSession(Session):
         """Answer from the service's bar book (webctp/_bars.py); CTP is not asked."""
         if self.login_info is None:
             raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
-        body = env.body
-        if is_alias(body.get("InstrumentID")):
-            body = body | {
-                "InstrumentID": self.resolve_instrument(body["InstrumentID"], "InstrumentID")
-            }
+        body = resolve_body(env.body, self.front_month)
         await self.send(_bars.answer(self.ctx.bars, body, env.request_id))
 
     def _check_ready(self) -> None:

@@ -38,6 +38,15 @@ def test_resolve_is_pure_and_names_the_fault() -> None:
     ]
     with pytest.raises(ProtocolError, match=r"^InstrumentID\[1\]: 'zz.front'"):
         _aliases.resolve_ids(["rb2701", "zz.front"], fronts)
+    body = {"InstrumentID": "rb2701", "Period": "1m"}
+    assert _aliases.resolve_body(body, None) is body
+    assert _aliases.resolve_body(body | {"InstrumentID": "rb.front"}, fronts) == {
+        "InstrumentID": "rb2612",
+        "Period": "1m",
+    }
+    assert _aliases.resolve_body({"InstrumentID": ["rb.front"]}, fronts) == {
+        "InstrumentID": ["rb.front"]  # not GetBars' shape: _bars refuses it
+    }
     assert _aliases.for_fronts(None, ["sim://a"]) is None
     both = _aliases.for_fronts(
         lambda front, p: "x1" if front == "sim://b" else None, ["a", "sim://b"]
