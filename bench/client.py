@@ -8,6 +8,10 @@ Modes (each prints JSON events on stdout, takes ``start``/``finish``/``quit`` on
 - ``orders``: one td session; ReqOrderInsert -> first RtnOrder round trips, each followed by a
   cancel (or the bare /echo round trip).
 - ``sessions``: N td sessions connected and logged in at once (or the bare /session).
+
+It writes and reads raw frames rather than using ``webctp.client``: the frames and their
+timing are what is measured, the same code drives the bare baselines, and a full client
+library would cost the 2-core machine about as much CPU per frame as the server (``_ws.py``).
 """
 
 from __future__ import annotations

@@ -192,10 +192,20 @@ def messages(prefix: str) -> tuple[dict[str, Schema], dict[str, Schema], dict[st
         directions[f"{api}.receive"] = received
 
     # the gateway's own messages
+    alias = (
+        "an instrument ID; under the simulator also the alias <ProductID>.front, the "
+        "product's front-month contract (docs/td_protocol.md, Instrument aliases)"
+    )
     ids = {
         "type": "array",
         "minItems": 1,
-        "items": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": "^[!-~]+$"},
+        "items": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 80,
+            "pattern": "^[!-~]+$",
+            "description": alias,
+        },
     }
     for name, rsp in MD_SUBSCRIPTIONS.items():
         msgs[name] = _frame(name, {"InstrumentID": ids, **rid_in}, ["InstrumentID"])
@@ -204,7 +214,12 @@ def messages(prefix: str) -> tuple[dict[str, Schema], dict[str, Schema], dict[st
     msgs["GetBars"] = _frame(
         "GetBars",
         {
-            "InstrumentID": {"type": "string", "minLength": 1, "maxLength": 80},
+            "InstrumentID": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 80,
+                "description": alias,
+            },
             "Period": {"enum": BAR_PERIODS},
             "Count": {"type": "integer", "minimum": 1, "maximum": 2000},
             **rid_in,

@@ -3,7 +3,8 @@
 An exchange is a ```json block whose lines start with ``→`` (a frame the client sends) or
 ``←`` (a frame it receives); a line indented under one continues it. ``...`` stands for
 "more fields/items" inside an object or array (``[...]``: any array), the string ``"..."`` for
-any value, and a line ``← ...`` for any number of frames. Ticks (``RtnDepthMarketData``) are a
+any value, a string ending in ``...`` (``"rb..."``) for any string that begins with the rest,
+and a line ``← ...`` for any number of frames. Ticks (``RtnDepthMarketData``) are a
 stream: a tick the block shows may arrive before the frames shown ahead of it. An HTML
 comment right before the block says how to run it:
 
@@ -115,17 +116,25 @@ def all_examples() -> list[Example]:
     return [e for path in DOCS for e in examples(path)]
 
 
-def python_examples() -> list[tuple[str, str]]:
-    """``(name, code)`` of the ```python blocks that use the client (run by the tests with
-    the service's address in place of ``ws://127.0.0.1:8081``)."""
+def python_examples(uses: str = "webctp.client") -> list[tuple[str, str]]:
+    """``(name, code)`` of the ```python blocks that use ``uses``: the client's are run by the
+    tests with the service's address in place of ``ws://127.0.0.1:8081``, the simulator's
+    (``webctp.sim``) on their own."""
     found = []
     for path in DOCS:
         text = path.read_text(encoding="utf-8")
         for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
-            if "webctp.client" in match.group(1):
+            if uses in match.group(1):
                 line = text.count("\n", 0, match.start()) + 1
                 found.append((f"{path.name}:{line}", match.group(1)))
     return found
+
+
+def printed_values(code: str) -> list[str]:
+    """What each ``print(...)  # VALUE: why`` line of a block says it prints (its comment's
+    first word), in order."""
+    shown = re.findall(r"^\s*print\(.*\)\s*#\s*([^\s,:]+)", code, re.M)
+    return [str(v) for v in shown]
 
 
 def mismatch(expected: Any, actual: Any, where: str = "") -> str | None:
@@ -154,6 +163,11 @@ def mismatch(expected: Any, actual: Any, where: str = "") -> str | None:
             if why:
                 return why
         return None
+    if isinstance(expected, str) and expected.endswith(ANY):
+        prefix = expected[: -len(ANY)]
+        if isinstance(actual, str) and actual.startswith(prefix):
+            return None
+        return f"{where}: {actual!r}, the doc shows a string beginning with {prefix!r}"
     if isinstance(expected, bool) or expected is None or isinstance(expected, str):
         return None if expected == actual else f"{where}: {actual!r}, the doc shows {expected!r}"
     if isinstance(expected, (int, float)):

@@ -10,6 +10,7 @@ from typing import Any
 import trio
 
 from . import _bars
+from ._aliases import resolve_body, resolve_ids
 from ._bars import exchange_now
 from ._bridge import Event
 from ._session import LINK_DOWN_STATES, LoginFailed, Pending, Session, State
@@ -139,7 +140,8 @@ class MdSession(Session):
         """Answer from the service's bar book (webctp/_bars.py); CTP is not asked."""
         if self.login_info is None:
             raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
-        await self.send(_bars.answer(self.ctx.bars, env.body, env.request_id))
+        body = resolve_body(env.body, self.front_month)
+        await self.send(_bars.answer(self.ctx.bars, body, env.request_id))
 
     def _check_ready(self) -> None:
         if self.state is State.READY:
@@ -175,6 +177,7 @@ class MdSession(Session):
         method, rsp, kind, add = _SUBSCRIBE[msg_type]
         limits = self.cfg.limits
         ids = instrument_list(env.body.get("InstrumentID"), max_items=limits.md_max_instruments)
+        ids = resolve_ids(ids, self.front_month)
         self._check_ready()
         wanted = self.subscribed[kind]
         if (

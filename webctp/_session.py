@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import trio
 
-from . import _flow
+from . import _aliases, _flow
 from ._bridge import Event, Sink, spi_class
 from ._context import ServiceContext
 from .protocol import codec
@@ -117,6 +117,8 @@ class Session:
         self._login_lock = trio.Lock()
         self._down_reported = float("-inf")
         self._flow_slot: _flow.Slot | None = None
+        self.front_month = _aliases.for_fronts(ctx.backend.front_month, self.fronts())
+        """ProductID → front-month contract, for aliases (None: the backend has none)."""
 
     # --- frames ---------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
@@ -185,6 +187,11 @@ class Session:
 
     def fronts(self) -> tuple[str, ...]:
         return self.cfg.ctp.td_fronts if self.kind == "td" else self.cfg.ctp.md_fronts
+
+    def resolve_instrument(self, instrument_id: str, where: str) -> str:
+        """``instrument_id``, or the contract its alias ``<product>.front`` stands for on the
+        backend's current trading day (``_aliases``); -400 naming ``where`` when it has none."""
+        return _aliases.resolve(instrument_id, self.front_month, where)
 
     def create_api(self) -> None:
         """Create the API object, register Spi and fronts, Init (once per session)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import trio
 
+from ._aliases import is_alias
 from ._bridge import Event
 from ._limiter import Job, Lane, RequestLimiter
 from ._session import (
@@ -98,10 +99,13 @@ class TdSession(Session):
             )
             return
         try:
-            assignments = validate(
-                self.catalogue.struct(spec.struct),
-                env.body.get(spec.payload_key),
-                key=spec.payload_key,
+            assignments = self.resolve_aliases(
+                spec.payload_key,
+                validate(
+                    self.catalogue.struct(spec.struct),
+                    env.body.get(spec.payload_key),
+                    key=spec.payload_key,
+                ),
             )
         except ProtocolError as exc:
             await self.send_error(
@@ -146,6 +150,17 @@ class TdSession(Session):
                 detail=f"more than {self.cfg.limits.max_queued_requests} requests waiting in this "
                 "session; wait for answers before sending more",
             )
+
+    def resolve_aliases(self, key: str, assignments: Assignments) -> Assignments:
+        """An ``InstrumentID`` alias (``rb.front``) replaced by the contract it stands for."""
+        if not any(name == "InstrumentID" and is_alias(value) for name, value in assignments):
+            return assignments  # the usual case: nothing to copy
+        return tuple(
+            (name, self.resolve_instrument(value, f"{key}.{name}"))
+            if name == "InstrumentID" and isinstance(value, str)
+            else (name, value)
+            for name, value in assignments
+        )
 
     def fill_defaults(
         self, spec: RequestSpec, assignments: Assignments, client_rid: int

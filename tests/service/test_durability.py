@@ -15,11 +15,14 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import trio
 
-from .client import Client, Frame, connect, http_get
+from webctp.client import CtpError, Order, TdClient, connect_td
+
+from .client import Frame, http_get
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
 
@@ -93,8 +96,8 @@ class Service:
         assert ok and len(self.ports) == 2, "".join(self.lines[-20:])
 
     @property
-    def ws_port(self) -> int:
-        return self.ports["ws"]
+    def td_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ports['ws']}/td/"
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -126,103 +129,76 @@ async def service(workdir: Path) -> AsyncIterator[Service]:
         await trio.to_thread.run_sync(svc.stop)
 
 
-async def login(c: Client, user: str = "alice") -> None:
-    frame = await c.login(user, "pw-durable")
-    assert frame["MsgType"] == "RspUserLogin", frame
-    assert not frame["RspInfo"] or frame["RspInfo"]["ErrorID"] == 0, frame
+async def login(td: TdClient, user: str = "alice") -> None:
+    assert (await td.login(user, "pw-durable"))["UserID"] == user
 
 
-async def dce_instrument(c: Client) -> tuple[str, float, float]:
-    rows = await c.query("ReqQryInstrument", {"ExchangeID": "DCE"}, rid=90)
-    inst = str(rows[0]["Instrument"]["InstrumentID"])
-    md = (await c.query("ReqQryDepthMarketData", {"InstrumentID": inst}, rid=91))[0]
-    limits = md["DepthMarketData"]
-    return inst, float(limits["UpperLimitPrice"]), float(limits["LowerLimitPrice"])
+async def dce_instrument(td: TdClient) -> tuple[str, float, float]:
+    rows = await td.query("QryInstrument", {"ExchangeID": "DCE"})
+    inst = str(rows[0]["InstrumentID"])
+    (md,) = await td.query("QryDepthMarketData", {"InstrumentID": inst})
+    return inst, float(md["UpperLimitPrice"]), float(md["LowerLimitPrice"])
 
 
-def order(inst: str, buy: bool, price: float, offset: str = "0") -> Frame:
+async def order(
+    td: TdClient, inst: str, buy: bool, price: float, offset: Literal["open", "close"] = "open"
+) -> Order:
     """A limit order at the daily limit: it trades at once against the book."""
-    return {
-        "InstrumentID": inst,
-        "ExchangeID": "DCE",
-        "Direction": "0" if buy else "1",
-        "CombOffsetFlag": offset,
-        "CombHedgeFlag": "1",
-        "OrderPriceType": "2",
-        "LimitPrice": price,
-        "VolumeTotalOriginal": 1,
-        "TimeCondition": "3",
-        "VolumeCondition": "1",
-        "ContingentCondition": "1",
-        "ForceCloseReason": "0",
-    }
+    return await td.insert_order(
+        inst, "buy" if buy else "sell", 1, price, offset=offset, exchange_id="DCE"
+    )
 
 
-def trade_key(frame: Frame) -> tuple[str, str]:
-    t = frame["Trade"]
+async def traded(placed: Order) -> tuple[str, str]:
+    """The key of the one fill of an order that trades at once."""
+    with trio.fail_after(20):
+        await placed.wait_done()
+    (trade,) = placed.trades
+    return trade_key(trade)
+
+
+def trade_key(t: Frame) -> tuple[str, str]:
     return str(t["TradeID"]).strip(), str(t["OrderSysID"]).strip()
 
 
-async def query_trades(c: Client, rid: int) -> list[tuple[str, str]]:
-    rows = await c.query("ReqQryTrade", {}, rid=rid)
-    return [trade_key(r) for r in rows if r.get("Trade")]
+async def query_trades(td: TdClient) -> list[tuple[str, str]]:
+    return [trade_key(t) for t in await td.query("QryTrade")]
 
 
 async def test_kill_9_during_trading_loses_no_trade_the_client_saw(tmp_path: Path) -> None:
     seen: list[tuple[str, str]] = []
-    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
-        await login(c)
-        inst, upper, lower = await dce_instrument(c)
-        for i in range(40):  # pipelined: the kill lands while orders are in flight
-            buy = i % 2 == 0
-            await c.send(
-                {
-                    "MsgType": "ReqOrderInsert",
-                    "RequestID": 1000 + i,
-                    "InputOrder": order(inst, buy, upper if buy else lower),
-                }
-            )
-        with trio.fail_after(30):
-            while len(seen) < 12:
-                frame = await c.recv()
-                if frame.get("MsgType") == "RtnTrade":
-                    seen.append(trade_key(frame))
-        # kill -9 right after the 12th RtnTrade arrived (the rest still trading)
-        await trio.to_thread.run_sync(svc.kill)
+    async with service(tmp_path) as svc, connect_td(svc.td_url) as td:
+        await login(td)
+        inst, upper, lower = await dce_instrument(td)
+        async with td.pushes({"RtnTrade"}) as fills:
+            for i in range(40):  # pipelined: the kill lands while orders are in flight
+                buy = i % 2 == 0
+                await order(td, inst, buy, upper if buy else lower)
+            with trio.fail_after(30):
+                async for frame in fills:
+                    seen.append(trade_key(frame["Trade"]))
+                    if len(seen) == 12:
+                        break
+            # kill -9 right after the 12th RtnTrade arrived (the rest still trading)
+            await trio.to_thread.run_sync(svc.kill)
     assert len(set(seen)) == len(seen) == 12
-    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
-        await login(c)
-        stored = await query_trades(c, 2000)
+    async with service(tmp_path) as svc, connect_td(svc.td_url) as td:
+        await login(td)
+        stored = await query_trades(td)
         missing = [t for t in seen if t not in stored]
         assert not missing, f"trades told to the client but lost: {missing}"
         assert len(set(stored)) == len(stored)
         # new fills get fresh numbers, never one given out before the crash
-        inst, upper, _ = await dce_instrument(c)
-        await c.send(
-            {
-                "MsgType": "ReqOrderInsert",
-                "RequestID": 3000,
-                "InputOrder": order(inst, True, upper),
-            }
-        )
-        new = trade_key(await c.expect("RtnTrade", timeout=20))
+        inst, upper, _ = await dce_instrument(td)
+        new = await traded(await order(td, inst, True, upper))
         assert new[0] not in {t for t, _ in stored}, (new, stored)
         assert new[1] not in {o for _, o in stored}, (new, stored)
         assert new[0] not in {t for t, _ in seen} and new[1] not in {o for _, o in seen}
         # the positions agree with the stored trades: nothing half applied
-        positions = await c.query("ReqQryInvestorPosition", {}, rid=3001)
-        net = sum(
-            (1 if p["InvestorPosition"]["PosiDirection"] == "2" else -1)
-            * p["InvestorPosition"]["Position"]
-            for p in positions
-            if p.get("InvestorPosition")
-        )
-        trades = await c.query("ReqQryTrade", {}, rid=3002)
-        expected = sum(
-            (1 if t["Trade"]["Direction"] == "0" else -1) * t["Trade"]["Volume"]
-            for t in trades
-            if t.get("Trade")
-        )
+        positions = await td.query("QryInvestorPosition")
+        net = sum((1 if p["PosiDirection"] == "2" else -1) * p["Position"] for p in positions)
+        trades = await td.query("QryTrade")
+        expected = sum((1 if t["Direction"] == "0" else -1) * t["Volume"] for t in trades)
         assert net == expected
 
 
@@ -246,18 +222,21 @@ def start_locker(db: Path) -> subprocess.Popen[str]:
     )
 
 
-async def lock_then_fill(svc: Service, c: Client, db: Path, fill: Frame) -> subprocess.Popen[str]:
+async def lock_then_fill(
+    svc: Service, td: TdClient, db: Path, inst: str, upper: float
+) -> tuple[subprocess.Popen[str], Order]:
     """Another process takes the write lock; then an order that fills at once is sent (the
     exchange books it in memory and cannot commit it); returns once the exchange has said so
-    (its event=sim_store_error line). The caller releases the lock (``release_lock``)."""
+    (its event=sim_store_error line), with the order. The caller releases the lock
+    (``release_lock``)."""
     locker = start_locker(db)
     assert locker.stdout is not None
     assert (await trio.to_thread.run_sync(locker.stdout.readline)).strip() == "locked"
-    await c.send({"MsgType": "ReqOrderInsert", "RequestID": 2, "InputOrder": fill})
+    held = await order(td, inst, True, upper)
     with trio.fail_after(10):
         while not any("event=sim_store_error" in line for line in svc.lines):
             await trio.sleep(0.05)
-    return locker
+    return locker, held
 
 
 async def release_lock(locker: subprocess.Popen[str]) -> None:
@@ -269,75 +248,55 @@ async def test_write_lock_held_by_another_process(tmp_path: Path) -> None:
     """Another process holds the database's write lock for seconds (many retry windows): the
     client gets a clear error or a delayed, correct answer; the engine stays alive; nothing
     is half applied; later orders work."""
-    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
-        await login(c)
-        inst, upper, lower = await dce_instrument(c)
-        await c.send(
-            {
-                "MsgType": "ReqOrderInsert",
-                "RequestID": 1,
-                "InputOrder": order(inst, True, upper),
-            }
-        )
-        first = trade_key(await c.expect("RtnTrade", timeout=20))
-        # the order (RequestID 2) is accepted before the exchange notices the lock: held
-        locker = await lock_then_fill(
-            svc, c, tmp_path / "data" / "sim.sqlite3", order(inst, True, upper)
-        )
-        try:
-            frames: list[Frame] = []
+    async with service(tmp_path) as svc, connect_td(svc.td_url) as td:
+        await login(td)
+        inst, upper, lower = await dce_instrument(td)
+        first = await traded(await order(td, inst, True, upper))
+        async with td.pushes({"RtnTrade", "RtnOrder"}) as told:
+            # the order is accepted before the exchange notices the lock: held
+            locker, held = await lock_then_fill(
+                svc, td, tmp_path / "data" / "sim.sqlite3", inst, upper
+            )
+            try:
+                errors: list[int] = []
 
-            async def receive() -> None:
-                while True:
-                    frames.append(await c.recv(timeout=60))
+                async def ask() -> None:
+                    try:
+                        await td.query("QryTradingAccount")
+                    except CtpError as exc:
+                        errors.append(exc.error_id)
 
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(receive)
-                for rid in range(11, 24):  # queries while the lock is held (~4 s)
-                    await c.send(
-                        {
-                            "MsgType": "ReqQryTradingAccount",
-                            "RequestID": rid,
-                            "QryTradingAccount": {},
-                        }
-                    )
-                    await trio.sleep(0.3)
-                nursery.cancel_scope.cancel()
-            # while the lock is held, the held order is not told, and queries are
-            # refused with a clear error instead of answered from untold state
-            assert not [f for f in frames if f.get("MsgType") in ("RtnTrade", "RtnOrder")]
-            errors = [f for f in frames if f.get("RspInfo") and f["RspInfo"]["ErrorID"]]
-            assert len(errors) >= 5, frames
-            assert all(e["RspInfo"]["ErrorID"] == -1 for e in errors), errors
-            assert all(e["RequestID"] in range(11, 24) for e in errors)
-            assert svc.proc.poll() is None
-            # and the service says so: /healthz is 503 with the reason
-            status, _, body = await http_get(svc.ports["http"], "/healthz")
-            assert status == 503, body
-            assert b"database" in body and b'"status":"failing"' in body
-        finally:
-            await release_lock(locker)
+                async with trio.open_nursery() as nursery:
+                    for _ in range(13):  # queries while the lock is held (~4 s)
+                        nursery.start_soon(ask)
+                        await trio.sleep(0.3)
+                    nursery.cancel_scope.cancel()
+                # while the lock is held, the held order is not told, and queries are
+                # refused with a clear error instead of answered from untold state
+                with trio.move_on_after(0.2):
+                    async for frame in told:
+                        raise AssertionError(f"told while the lock was held: {frame}")
+                assert held.data is None and not held.trades
+                assert len(errors) >= 5, errors
+                assert all(e == -1 for e in errors), errors
+                assert svc.proc.poll() is None
+                # and the service says so: /healthz is 503 with the reason
+                status, _, body = await http_get(svc.ports["http"], "/healthz")
+                assert status == 503, body
+                assert b"database" in body and b'"status":"failing"' in body
+            finally:
+                await release_lock(locker)
         with trio.fail_after(20):
             while (await http_get(svc.ports["http"], "/healthz"))[0] != 200:
                 await trio.sleep(0.1)
         # the delayed, correct answer: the held order's trade arrives
-        second = trade_key(await c.expect("RtnTrade", timeout=20))
+        second = await traded(held)
         assert second != first
         # later orders work, and position = trades (nothing half applied)
-        await c.send(
-            {
-                "MsgType": "ReqOrderInsert",
-                "RequestID": 3,
-                "InputOrder": order(inst, False, lower, "1"),
-            }
-        )
-        await c.expect("RtnTrade", timeout=20)
+        await traded(await order(td, inst, False, lower, "close"))
         with trio.fail_after(20):
-            while True:
-                positions = await c.query("ReqQryInvestorPosition", {}, rid=40)
-                rows = [p["InvestorPosition"] for p in positions if p.get("InvestorPosition")]
-                if rows:
-                    break
+            while not (rows := await td.query("QryInvestorPosition")):
+                await trio.sleep(0.05)
         assert sum(r["Position"] for r in rows if r["PosiDirection"] == "2") == 1
         assert not any("Traceback" in line for line in svc.lines), "".join(svc.lines)
     logged = "".join(svc.lines)
@@ -359,33 +318,26 @@ async def test_kill_9_while_the_database_is_locked_loses_nothing_told(tmp_path: 
     """A fill the exchange could not store is never told; killed in that state, the service
     comes back with exactly what the client saw."""
     seen: list[tuple[str, str]] = []
-    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
-        await login(c)
-        inst, upper, _ = await dce_instrument(c)
-        await c.send(
-            {"MsgType": "ReqOrderInsert", "RequestID": 1, "InputOrder": order(inst, True, upper)}
-        )
-        seen.append(trade_key(await c.expect("RtnTrade", timeout=20)))
-        locker = await lock_then_fill(
-            svc, c, tmp_path / "data" / "sim.sqlite3", order(inst, True, upper)
-        )
-        try:
-            with trio.move_on_after(1.0):
-                while True:
-                    frame = await c.recv()
-                    if frame.get("MsgType") == "RtnTrade":
-                        seen.append(trade_key(frame))
-            await trio.to_thread.run_sync(svc.kill)
-        finally:
-            await release_lock(locker)
+    async with service(tmp_path) as svc, connect_td(svc.td_url) as td:
+        await login(td)
+        inst, upper, _ = await dce_instrument(td)
+        seen.append(await traded(await order(td, inst, True, upper)))
+        async with td.pushes({"RtnTrade"}) as fills:
+            locker, _ = await lock_then_fill(
+                svc, td, tmp_path / "data" / "sim.sqlite3", inst, upper
+            )
+            try:
+                with trio.move_on_after(1.0):
+                    async for frame in fills:
+                        seen.append(trade_key(frame["Trade"]))
+                await trio.to_thread.run_sync(svc.kill)
+            finally:
+                await release_lock(locker)
     assert len(seen) == 1, seen  # the second fill was held, not told
-    async with service(tmp_path) as svc, connect(svc.ws_port) as c:
-        await login(c)
-        stored = await query_trades(c, 20)
+    async with service(tmp_path) as svc, connect_td(svc.td_url) as td:
+        await login(td)
+        stored = await query_trades(td)
         assert stored == seen
-        inst, upper, _ = await dce_instrument(c)
-        await c.send(
-            {"MsgType": "ReqOrderInsert", "RequestID": 3, "InputOrder": order(inst, True, upper)}
-        )
-        new = trade_key(await c.expect("RtnTrade", timeout=20))
+        inst, upper, _ = await dce_instrument(td)
+        new = await traded(await order(td, inst, True, upper))
         assert new[0] != seen[0][0] and new[1] != seen[0][1]

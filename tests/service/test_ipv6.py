@@ -7,13 +7,11 @@ import socket
 import orjson
 import pytest
 import trio
-from trio_websocket import open_websocket_url
 
 from tests.conftest import replace
+from webctp.client import connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
-
-from .client import Client
 
 
 def _ipv6_loopback() -> bool:
@@ -55,9 +53,8 @@ async def test_both_listeners_on_ipv6_loopback(nursery: trio.Nursery, cfg: Confi
     cfg = replace(cfg, server={"host": "::1"})
     info: ServiceInfo = await nursery.start(run_service, cfg)
 
-    async with open_websocket_url(f"ws://[::1]:{info.ws_port}/td/") as ws:
-        frame = await Client(ws).login("v6_user", "pw", rid=7)
-        assert (frame["MsgType"], frame["RequestID"]) == ("RspUserLogin", 7)
+    async with connect_td(f"ws://[::1]:{info.ws_port}/td/") as td:
+        assert (await td.login("v6_user", "pw"))["UserID"] == "v6_user"
 
     head, body = await _get(info.http_port, "/healthz")
     assert head.startswith(b"HTTP/1.1 200")

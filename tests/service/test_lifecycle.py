@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from webctp.client import connect_md, connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
-
-from .client import connect
 
 
 def thread_names() -> list[str]:
@@ -45,9 +44,13 @@ async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
 
 
 async def one_session(port: int, path: str, n: int) -> None:
-    async with connect(port, path) as c:
-        frame = await c.login(f"u{n % 7}", "pw", rid=n)
-        assert frame["MsgType"] == "RspUserLogin", frame
+    url = f"ws://127.0.0.1:{port}{path}"
+    if path == "/td/":
+        async with connect_td(url) as td:
+            assert (await td.login(f"u{n % 7}", "pw"))["UserID"] == f"u{n % 7}"
+    else:
+        async with connect_md(url) as md:
+            assert "TradingDay" in await md.login(f"u{n % 7}", "pw")
 
 
 async def all_closed(service: ServiceInfo) -> None:

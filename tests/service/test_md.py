@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from webctp.client import connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
 
@@ -27,10 +28,12 @@ async def md_login(c: Client) -> None:
 
 
 async def instruments(port: int, exchange: str, n: int) -> list[str]:
-    async with connect(port, "/td/") as td:
-        assert (await td.login("mdq", "pw"))["MsgType"] == "RspUserLogin"
-        rows = await td.query("ReqQryInstrument", {"ExchangeID": exchange}, rid=3)
-    return [r["Instrument"]["InstrumentID"] for r in rows[:n]]
+    """The first ``n`` contracts the service lists on ``exchange`` (through webctp.client)."""
+    async with connect_td(f"ws://127.0.0.1:{port}/td/") as td:
+        await td.login("mdq", "pw")
+        rows = await td.query("QryInstrument", {"ExchangeID": exchange})
+    assert len(rows) >= n and all(r["ExchangeID"] == exchange for r in rows)
+    return [r["InstrumentID"] for r in rows[:n]]
 
 
 async def test_subscribe_ticks_unsubscribe(service: ServiceInfo) -> None:

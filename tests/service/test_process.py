@@ -16,6 +16,8 @@ from pathlib import Path
 
 import trio
 
+from webctp.client import connect_td
+
 from .client import connect, http_get
 from .raw import Raw
 
@@ -110,10 +112,11 @@ async def test_idle_sockets_under_a_low_fd_limit(tmp_path: Path) -> None:
         with trio.fail_after(30):
             while True:
                 try:
-                    async with connect(ports["ws"]) as c:
-                        assert (await c.login("fd", "pw"))["MsgType"] == "RspUserLogin"
+                    async with connect_td(f"ws://127.0.0.1:{ports['ws']}/td/") as td:
+                        login = await td.login("fd", "pw")
                     break
                 except Exception:  # still at the cap while the server sees the closes
                     await trio.sleep(0.1)
+        assert login["UserID"] == "fd"
         assert proc.poll() is None, log.read_text()
         assert "max_connections=192" in log.read_text()

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from tests.conftest import replace
+from webctp.client import OrderRejected, TdClient, connect_md, connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
 
@@ -18,6 +19,10 @@ from .client import Client, connect, http_get
 async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
     info: ServiceInfo = await nursery.start(run_service, cfg)
     return info
+
+
+def url(service: ServiceInfo, path: str = "/td/") -> str:
+    return f"ws://127.0.0.1:{service.ws_port}{path}"
 
 
 async def ready(client: Client, user: str = "alice", password: str = "pw") -> dict[str, Any]:
@@ -86,9 +91,8 @@ async def test_empty_query_is_one_null_row(service: ServiceInfo) -> None:
         ]
 
 
-async def best_prices(c: Client, instrument: str) -> dict[str, float]:
-    rows = await c.query("ReqQryDepthMarketData", {"InstrumentID": instrument}, rid=77)
-    md = rows[0]["DepthMarketData"]
+async def best_prices(td: TdClient, instrument: str) -> dict[str, float]:
+    (md,) = await td.query("QryDepthMarketData", {"InstrumentID": instrument})
     return {
         "ask": md["AskPrice1"],
         "bid": md["BidPrice1"],
@@ -103,57 +107,30 @@ async def first_instrument(c: Client, exchange: str) -> str:
 
 
 async def test_order_round_trip_and_cancel(service: ServiceInfo) -> None:
-    async with connect(service.ws_port) as c:
-        await ready(c, "dave")
-        inst = await first_instrument(c, "DCE")
-        prices = await best_prices(c, inst)
-        order = {
-            "InstrumentID": inst,
-            "ExchangeID": "DCE",
-            "Direction": "0",
-            "CombOffsetFlag": "0",
-            "CombHedgeFlag": "1",
-            "OrderPriceType": "2",
-            "LimitPrice": prices["ask"],
-            "VolumeTotalOriginal": 1,
-            "TimeCondition": "3",
-            "VolumeCondition": "1",
-            "ContingentCondition": "1",
-            "ForceCloseReason": "0",
-        }
-        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 21})
-        trade = await c.expect("RtnTrade")
-        assert trade["Trade"]["InstrumentID"] == inst and trade["Trade"]["Volume"] == 1
-        orders = [f for f in c.seen if f["MsgType"] == "RtnOrder"]
-        assert orders, "RtnOrder must precede or accompany the trade"
-        assert orders[0]["Order"]["RequestID"] == 21  # the client's RequestID, not ours
-        assert orders[0]["Order"]["OrderRef"].strip() != ""
+    async with connect_td(url(service)) as td:
+        await td.login("dave", "pw")
+        inst = str((await td.query("QryInstrument", {"ExchangeID": "DCE"}))[0]["InstrumentID"])
+        prices = await best_prices(td, inst)
+        bought = await td.insert_order(inst, "buy", 1, prices["ask"], exchange_id="DCE")
+        with trio.fail_after(10):
+            await bought.wait_done()
+        (trade,) = bought.trades
+        assert trade["InstrumentID"] == inst and trade["Volume"] == 1
+        assert bought.data is not None and bought.status == "0"
+        assert bought.data["RequestID"] == bought.request_id  # the client's RequestID, not ours
+        assert bought.data["OrderRef"].strip() != ""
         # a resting order far from the market, then cancel it
-        resting = dict(order, LimitPrice=prices["lower"], OrderRef="")
-        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": resting, "RequestID": 22})
-        rest = await c.expect(
-            lambda f: f.get("MsgType") == "RtnOrder" and f["Order"]["OrderStatus"] == "3"
-        )
-        await c.send(
-            {
-                "MsgType": "ReqOrderAction",
-                "RequestID": 23,
-                "InputOrderAction": {
-                    "ExchangeID": "DCE",
-                    "OrderSysID": rest["Order"]["OrderSysID"],
-                    "ActionFlag": "0",
-                    "InstrumentID": inst,
-                },
-            }
-        )
-        cancelled = await c.expect(
-            lambda f: f.get("MsgType") == "RtnOrder" and f["Order"]["OrderStatus"] == "5"
-        )
-        assert cancelled["Order"]["OrderSysID"] == rest["Order"]["OrderSysID"]
-        positions = await c.query("ReqQryInvestorPosition", rid=24)
-        assert any(
-            p["InvestorPosition"] and p["InvestorPosition"]["Position"] == 1 for p in positions
-        )
+        resting = await td.insert_order(inst, "buy", 1, prices["lower"], exchange_id="DCE")
+        with trio.fail_after(10):
+            await resting.wait_accepted()
+            while resting.status != "3":  # rests with its OrderSysID
+                await resting.changed()
+            assert resting.data is not None
+            sys_id = resting.data["OrderSysID"]
+            await resting.cancel()
+        assert resting.status == "5" and resting.data["OrderSysID"] == sys_id
+        positions = await td.query("QryInvestorPosition")
+        assert any(p["Position"] == 1 for p in positions)
 
 
 async def test_rejection_carries_ctp_error(service: ServiceInfo) -> None:
@@ -464,8 +441,8 @@ async def test_internal_error_is_reported_not_silent(
         assert info.value.reason is not None and info.value.reason.code == 1011
     assert any("event=session_failed" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
-    async with connect(service.ws_port) as c:  # the service keeps serving
-        assert (await c.login("tom", "pw"))["MsgType"] == "RspUserLogin"
+    async with connect_td(url(service)) as td:  # the service keeps serving
+        assert (await td.login("tom", "pw"))["UserID"] == "tom"
 
 
 async def test_demo_is_revalidated_and_proxy_aware(service: ServiceInfo) -> None:
@@ -481,38 +458,22 @@ async def test_manual_settlement_confirm(nursery: trio.Nursery, cfg: Config) -> 
     """With auto_confirm off the client confirms itself; an order before that is ErrorID 42."""
     cfg = replace(cfg, ctp={"auto_confirm": False})
     info: ServiceInfo = await nursery.start(run_service, cfg)
-    async with connect(info.ws_port) as c:
-        await ready(c, "uma")
-        inst = await first_instrument(c, "DCE")
-        order = {
-            "InstrumentID": inst,
-            "ExchangeID": "DCE",
-            "Direction": "0",
-            "CombOffsetFlag": "0",
-            "CombHedgeFlag": "1",
-            "OrderPriceType": "2",
-            "LimitPrice": (await best_prices(c, inst))["lower"],
-            "VolumeTotalOriginal": 1,
-            "TimeCondition": "3",
-            "VolumeCondition": "1",
-            "ContingentCondition": "1",
-            "ForceCloseReason": "0",
-        }
-        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 80})
-        rejected = await c.expect("RspOrderInsert")
-        assert (rejected["RequestID"], rejected["RspInfo"]["ErrorID"]) == (80, 42)
-        statement = await c.query("ReqQrySettlementInfo", rid=81)
-        assert statement[-1]["IsLast"] is True
-        await c.send(
-            {"MsgType": "ReqSettlementInfoConfirm", "SettlementInfoConfirm": {}, "RequestID": 82}
-        )
-        confirmed = await c.expect("RspSettlementInfoConfirm")
-        assert confirmed["RequestID"] == 82
-        assert confirmed["RspInfo"] is None or confirmed["RspInfo"]["ErrorID"] == 0
-        assert confirmed["SettlementInfoConfirm"]["InvestorID"] == "uma"
-        await c.send({"MsgType": "ReqOrderInsert", "InputOrder": order, "RequestID": 83})
-        accepted = await c.expect(lambda f: f.get("MsgType") in ("RtnOrder", "RspOrderInsert"))
-        assert accepted["MsgType"] == "RtnOrder", accepted
+    async with connect_td(url(info)) as td:
+        await td.login("uma", "pw")
+        inst = str((await td.query("QryInstrument", {"ExchangeID": "DCE"}))[0]["InstrumentID"])
+        price = (await best_prices(td, inst))["lower"]
+        early = await td.insert_order(inst, "buy", 1, price, exchange_id="DCE")
+        with pytest.raises(OrderRejected) as rejected, trio.fail_after(10):
+            await early.wait_accepted()
+        assert rejected.value.error_id == 42 and rejected.value.msg_type == "RspOrderInsert"
+        assert rejected.value.request_id == early.request_id
+        await td.query("QrySettlementInfo")  # the statement (rows up to IsLast)
+        (confirmed,) = await td.query("SettlementInfoConfirm")
+        assert confirmed["InvestorID"] == "uma"
+        accepted = await td.insert_order(inst, "buy", 1, price, exchange_id="DCE")
+        with trio.fail_after(10):
+            await accepted.wait_accepted()
+        assert accepted.error is None and accepted.data is not None
 
 
 async def test_event_overflow_closes_loudly(nursery: trio.Nursery, cfg: Config) -> None:
@@ -545,17 +506,16 @@ async def test_session_limit(nursery: trio.Nursery, cfg: Config) -> None:
 
     cfg = replace(cfg, server={"max_sessions": 2})
     info: ServiceInfo = await nursery.start(run_service, cfg)
-    async with connect(info.ws_port) as a, connect(info.ws_port, "/md/") as b:
+    async with connect_td(url(info)) as a, connect_md(url(info, "/md/")) as b:
         await a.login("w1", "pw")
-        await b.send({"MsgType": "ReqUserLogin", "RequestID": 1})
-        await b.expect("RspUserLogin")
+        await b.login()
         try:
-            async with open_websocket_url(f"ws://127.0.0.1:{info.ws_port}/td/"):
+            async with open_websocket_url(url(info)):
                 raise AssertionError("a third session was accepted")
         except ConnectionRejected as exc:
             assert exc.status_code == 503
     with trio.fail_after(10):
         while sum(info.ctx.metrics.sessions_active.values()):
             await trio.sleep(0.05)
-    async with connect(info.ws_port) as c:  # room again once they closed
-        assert (await c.login("w1", "pw"))["MsgType"] == "RspUserLogin"
+    async with connect_td(url(info)) as td:  # room again once they closed
+        assert (await td.login("w1", "pw"))["UserID"] == "w1"

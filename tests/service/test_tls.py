@@ -7,14 +7,11 @@ from pathlib import Path
 
 import trio
 import trustme
-from trio_websocket import open_websocket_url
 
 from tests.conftest import replace
 from webctp.client import connect_td
 from webctp.config import Config
 from webctp.service import ServiceInfo, run_service
-
-from .client import Client
 
 
 async def test_wss_and_https(nursery: trio.Nursery, cfg: Config, tmp_path: Path) -> None:
@@ -28,12 +25,8 @@ async def test_wss_and_https(nursery: trio.Nursery, cfg: Config, tmp_path: Path)
 
     client_ctx = ssl.create_default_context()
     ca.configure_trust(client_ctx)
-    async with open_websocket_url(
-        f"wss://127.0.0.1:{info.ws_port}/td/", ssl_context=client_ctx
-    ) as ws:
-        c = Client(ws)
-        frame = await c.login("tls_user", "pw", rid=5)
-        assert (frame["MsgType"], frame["RequestID"]) == ("RspUserLogin", 5)
+    async with connect_td(f"wss://127.0.0.1:{info.ws_port}/td/", ssl_context=client_ctx) as td:
+        assert (await td.login("tls_user", "pw"))["UserID"] == "tls_user"
 
     stream = await trio.open_ssl_over_tcp_stream(
         "127.0.0.1", info.http_port, ssl_context=client_ctx

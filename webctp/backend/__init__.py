@@ -7,6 +7,7 @@ above this package knows which one it talks to.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -26,6 +27,9 @@ class ApiModules:
     """The message catalogue restricted to what this backend has (``_adapt``)."""
     version: str | None = None
     """The loaded binding's version (``openctp-ctp`` 6.7.x), None for the simulator."""
+    front_month: Callable[[str, str], str | None] | None = None
+    """(front address, ProductID) → the product's front-month contract, for the instrument
+    alias ``<product>.front`` (``webctp/_aliases.py``); None: the backend has no aliases."""
 
 
 def load_backend(cfg: CtpConfig) -> ApiModules:
@@ -35,9 +39,9 @@ def load_backend(cfg: CtpConfig) -> ApiModules:
     user (missing package or locale); it never lets the binding abort the process.
     """
     if cfg.backend == "sim":
-        from webctp.sim import mdapi, tdapi
+        from webctp.sim import front_month, mdapi, tdapi
 
-        return ApiModules("sim", tdapi, mdapi)
+        return ApiModules("sim", tdapi, mdapi, front_month=front_month)
     from ._ctp import import_binding, loaded_catalogue
 
     td, md = import_binding()

@@ -7,12 +7,12 @@
     async with connect_td("ws://127.0.0.1:8081/td/") as td:
         await td.login("demo", "secret")
         account = (await td.query("QryTradingAccount"))[0]
-        order = await td.insert_order("rb2705", "buy", 1, 3500.0)
+        order = await td.insert_order("rb.front", "buy", 1, 3100.0)
         await order.wait_done()
 
     async with connect_md("ws://127.0.0.1:8081/md/") as md:
         await md.login()
-        async for tick in md.subscribe(["rb2705"]):
+        async for tick in md.subscribe(["rb.front"]):
             print(tick["InstrumentID"], tick["LastPrice"])
 
 RequestIDs are chosen by the client; answers are collected up to IsLast; error answers raise

@@ -11,6 +11,8 @@ import trio
 from ._conn import Connection, Frame, payload_of
 from ._errors import ClientError
 
+ALIAS_SUFFIX = ".front"
+
 
 class Subscription:
     """Ticks of some instruments: ``async for tick in md.subscribe([...])``.
@@ -21,11 +23,16 @@ class Subscription:
     Overflow: one tick per instrument waits; a newer tick of an instrument replaces the
     unread one (as webctp itself conflates), so a slow reader gets each instrument's latest
     tick and the memory held is bounded by the number of instruments.
+
+    An alias (``rb.front``, resolved by webctp under the simulator) delivers the ticks of the
+    contract it stands for; ``resolved`` maps it to that contract (from webctp's answer).
     """
 
     def __init__(self, md: MdClient, instruments: list[str]) -> None:
         self._md = md
         self.instruments = instruments
+        self.resolved: dict[str, str] = {}
+        """alias → the contract webctp subscribed for it (ticks name the contract)."""
         self._latest: dict[str, Frame] = {}
         self._wake = trio.Event()
         self._started = False
@@ -93,6 +100,13 @@ class MdClient(Connection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._subs: dict[str, set[Subscription]] = {}
+        self._alias_requests = 0
+        """Subscriptions naming an alias that await their answers: till then the latest tick
+        of each contract is kept in ``_recent`` (the alias's contract is only known from
+        the answer, and its first tick may come first)."""
+        self._recent: dict[str, Frame] = {}
+        """Overflow: one tick per contract, replaced by the next; webctp only sends ticks
+        of contracts this session subscribed, so it is bounded by its subscriptions."""
 
     async def login(self, user_id: str = "", password: str = "") -> Frame:
         """Log in (most fronts, and the simulator, accept empty credentials)."""
@@ -115,24 +129,48 @@ class MdClient(Connection):
     async def _subscribe(self, sub: Subscription) -> None:
         for instrument in sub.instruments:  # before the request: ticks may precede the acks
             self._subs.setdefault(instrument, set()).add(sub)
+        aliases = any(i.endswith(ALIAS_SUFFIX) for i in sub.instruments)
+        self._alias_requests += aliases
         try:
-            await self.call(
+            rows = await self.call(
                 {"MsgType": "SubscribeMarketData", "InstrumentID": sub.instruments},
                 count=len(sub.instruments),
             )
+            if aliases:  # one answer per item, in order: each names the contract
+                for requested, row in zip(sub.instruments, rows):
+                    contract = str((payload_of(row) or {}).get("InstrumentID", ""))
+                    if requested.endswith(ALIAS_SUFFIX) and contract:
+                        sub.resolved[requested] = contract
+                        self._subs.setdefault(contract, set()).add(sub)
+                        tick = self._recent.get(contract)
+                        if tick is not None and contract not in sub.instruments:
+                            sub.put(tick)
         except BaseException:
             self._drop(sub)
             raise
+        finally:
+            self._alias_requests -= aliases
+            if not self._alias_requests:
+                self._recent.clear()
 
     def _drop(self, sub: Subscription) -> list[str]:
+        """Forget ``sub``; the instruments no other subscription wants (a resolved alias by
+        its contract only: both names are the same subscription at webctp)."""
         unused = []
         for instrument in sub.instruments:
-            subs = self._subs.get(instrument, set())
-            subs.discard(sub)
-            if not subs:
-                self._subs.pop(instrument, None)
-                unused.append(instrument)
-        return unused
+            keys = (
+                [instrument, sub.resolved[instrument]]
+                if instrument in sub.resolved
+                else [instrument]
+            )
+            for key in keys:
+                subs = self._subs.get(key, set())
+                subs.discard(sub)
+                if not subs:
+                    self._subs.pop(key, None)
+            if keys[-1] not in self._subs:
+                unused.append(keys[-1])
+        return list(dict.fromkeys(unused))
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         unused = self._drop(sub)
@@ -163,7 +201,10 @@ class MdClient(Connection):
         if frame.get("MsgType") != "RtnDepthMarketData":
             return False
         tick = frame.get("DepthMarketData") or {}
-        subs = self._subs.get(str(tick.get("InstrumentID", "")))
+        instrument = str(tick.get("InstrumentID", ""))
+        if self._alias_requests:
+            self._recent[instrument] = tick
+        subs = self._subs.get(instrument)
         if not subs:
             return False
         for sub in subs:

@@ -15,7 +15,7 @@ through the front address ``sim://<name>``::
 Importing this package never imports ``openctp_ctp``.
 """
 
-from ._exchange import Exchange, get_exchange
+from ._exchange import Exchange, front_month, get_exchange
 from ._history import generated_history
 from ._replay import ReplayFileError
 from ._settings import SimSettings
@@ -27,6 +27,7 @@ __all__ = [
     "Exchange",
     "ReplayFileError",
     "SimSettings",
+    "front_month",
     "generated_history",
     "get_exchange",
 ]

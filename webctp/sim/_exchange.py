@@ -37,6 +37,8 @@ class Exchange:
         self._state = "new"
         self._lock = threading.Lock()
         self._apis: set[FrontClient] = set()
+        self._front_months: tuple[object, dict[str, str]] | None = None
+        """(the listing it was built from, ProductID → front-month contract)."""
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -149,6 +151,20 @@ class Exchange:
     def instrument_ids(self) -> list[str]:
         """Listed contracts of the current trading day."""
         return list(self._engine.call(lambda: list(self._engine.instruments)))
+
+    def front_month(self, product_id: str) -> str | None:
+        """The product's nearest listed contract on the current trading day (the one the
+        alias ``<product>.front`` stands for), None when no such product is listed.
+
+        Read without the engine thread: a new trading day replaces the listing whole, and
+        the product index is rebuilt once per listing (a dict lookup per alias after that).
+        """
+        listed = self._engine.instruments
+        cached = self._front_months
+        if cached is None or cached[0] is not listed:
+            index = {i.product.product_id: iid for iid, i in listed.items() if i.rank == 0}
+            cached = self._front_months = (listed, index)
+        return cached[1].get(product_id)
 
     def last_price(self, instrument_id: str) -> float:
         return float(self._engine.call(lambda: self._engine.markets[instrument_id].last))
@@ -287,3 +303,12 @@ def get_exchange(name: str = "default") -> Exchange | None:
     """The running exchange registered under ``name``, if any."""
     found = _registry.get(name)
     return found if isinstance(found, Exchange) else None
+
+
+def front_month(front: str, product_id: str) -> str | None:
+    """The front-month contract of ``product_id`` on the exchange that the front address
+    ``front`` (``sim://<name>``) names; None when no exchange runs there or it lists no such
+    product."""
+    name = _registry.front_name(front)
+    exchange = get_exchange(name) if name else None
+    return exchange.front_month(product_id) if exchange is not None else None
