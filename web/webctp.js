@@ -5,12 +5,12 @@
  *   const td = await connectTd("ws://127.0.0.1:8081/td/");
  *   await td.login("demo", "pw");
  *   const [account] = await td.query("QryTradingAccount");
- *   const order = await td.insertOrder({ instrumentId: "rb2705", direction: "buy", volume: 1, price: 3132 });
+ *   const order = await td.insertOrder({ instrumentId: "rb.front", direction: "buy", volume: 1, price: 3100 });
  *   await order.waitDone();                      // filled or cancelled; throws OrderRejected
  *
  *   const md = await connectMd("ws://127.0.0.1:8081/md/");
  *   await md.login();
- *   for await (const tick of md.subscribe(["rb2705"])) { ... break; }   // break unsubscribes
+ *   for await (const tick of md.subscribe(["rb.front"])) { ... break; }   // break unsubscribes
  *
  * The same surface as the Python client (webctp.client): RequestIDs are chosen here, answers
  * are collected up to IsLast, error answers reject with CtpError (errorId, errorMsg, detail),
@@ -519,6 +519,9 @@ export class Subscription {
     this.wake = null;
     this.started = null;
     this.closedFlag = false;
+    /** alias (`rb.front`, resolved by webctp under the simulator) -> the contract webctp
+     *  subscribed for it: ticks name the contract. */
+    this.resolved = new Map();
     /** Ticks replaced by a newer one of the same instrument before they were read. */
     this.conflated = 0;
   }
@@ -567,6 +570,11 @@ export class MdClient extends Connection {
   constructor(ws) {
     super(ws);
     this.subs = new Map(); // instrument -> Set<Subscription>
+    // Subscriptions naming an alias that await their answers: till then the latest tick of each
+    // contract is kept in `recent` (the alias's contract is only known from the answer, and its
+    // first tick may come first). One tick per contract, so bounded by the subscriptions.
+    this.aliasRequests = 0;
+    this.recent = new Map();
   }
   /** Log in (most fronts, and the simulator, accept empty credentials). */
   async login(userId = "", password = "") {
@@ -585,20 +593,43 @@ export class MdClient extends Connection {
       if (!this.subs.has(id)) this.subs.set(id, new Set());
       this.subs.get(id).add(sub);
     }
+    const aliases = sub.instruments.some(isAlias);
+    if (aliases) this.aliasRequests += 1;
     try {
-      await this.call({ MsgType: "SubscribeMarketData", InstrumentID: sub.instruments }, { count: sub.instruments.length });
+      const rows = await this.call({ MsgType: "SubscribeMarketData", InstrumentID: sub.instruments }, { count: sub.instruments.length });
+      if (aliases) { // one answer per item, in order: each names the contract
+        sub.instruments.forEach((requested, i) => {
+          const contract = String((payloadOf(rows[i]) || {}).InstrumentID || "");
+          if (!isAlias(requested) || !contract) return;
+          sub.resolved.set(requested, contract);
+          if (!this.subs.has(contract)) this.subs.set(contract, new Set());
+          this.subs.get(contract).add(sub);
+          const tick = this.recent.get(contract);
+          if (tick && !sub.instruments.includes(contract)) sub.put(tick);
+        });
+      }
     } catch (e) {
       this.drop(sub);
       throw e;
+    } finally {
+      if (aliases) this.aliasRequests -= 1;
+      if (!this.aliasRequests) this.recent.clear();
     }
   }
+  /** Forget `sub`; the instruments no other subscription wants (a resolved alias by its
+   *  contract only: both names are the same subscription at webctp). */
   drop(sub) {
     const unused = [];
     for (const id of sub.instruments) {
-      const set = this.subs.get(id);
-      if (!set) continue;
-      set.delete(sub);
-      if (!set.size) { this.subs.delete(id); unused.push(id); }
+      const keys = sub.resolved.has(id) ? [id, sub.resolved.get(id)] : [id];
+      for (const key of keys) {
+        const set = this.subs.get(key);
+        if (!set) continue;
+        set.delete(sub);
+        if (!set.size) this.subs.delete(key);
+      }
+      const last = keys[keys.length - 1];
+      if (!this.subs.has(last) && !unused.includes(last)) unused.push(last);
     }
     return unused;
   }
@@ -618,7 +649,9 @@ export class MdClient extends Connection {
   onFrame(frame) {
     if (frame.MsgType !== "RtnDepthMarketData") return false;
     const tick = frame.DepthMarketData || {};
-    const subs = this.subs.get(String(tick.InstrumentID || ""));
+    const id = String(tick.InstrumentID || "");
+    if (this.aliasRequests) this.recent.set(id, tick);
+    const subs = this.subs.get(id);
     if (!subs || !subs.size) return false;
     for (const sub of subs) sub.put(tick);
     return true;
@@ -627,6 +660,10 @@ export class MdClient extends Connection {
     for (const set of this.subs.values()) for (const sub of set) sub.poke();
   }
 }
+
+/** `rb.front`: the front-month alias webctp resolves under the simulator (docs/td_protocol.md). */
+const ALIAS_SUFFIX = ".front";
+function isAlias(id) { return id.endsWith(ALIAS_SUFFIX); }
 
 function withToken(url, token) {
   if (!token) return url;

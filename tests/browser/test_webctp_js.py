@@ -63,6 +63,9 @@ def test_webctp_js_against_the_simulator(page: Page) -> None:
     assert out["cancelled"] == ["3", False, "5", True]
     assert out["rejected"] == ["OrderRejected", 16, True]
     assert out["tick"] is True and len(out["ticks"]) == 1 and out["subsAfterBreak"] == 0
+    contract, ticked = out["alias"]
+    assert contract.startswith("rb") and contract != "rb.front" and ticked == contract
+    assert out["subsAfterAlias"] == 0
     assert out["bar"] is True
     assert out["closed"] == "ConnectionLost"
     assert out["posted"] == [True, True, None]

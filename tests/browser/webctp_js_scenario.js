@@ -44,6 +44,13 @@ async () => {
   }
   out.ticks = [...seen];
   out.subsAfterBreak = md.subs.size;
+  // an alias (simulator): its ticks name the contract it stands for
+  const aliased = md.subscribe(["rb.front"]);
+  for await (const tick of aliased) {
+    out.alias = [aliased.resolved.get("rb.front"), tick.InstrumentID];
+    break;
+  }
+  out.subsAfterAlias = md.subs.size;
   const bars = await md.bars(id, "1m", 5);
   out.bar = bars.length > 0 && bars[bars.length - 1].length === 6;
   // post(): a request answered only when it fails; the refusal comes to onPush
