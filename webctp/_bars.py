@@ -24,8 +24,11 @@ forgotten first) × (``max_minutes`` + ``max_days``) bars of six numbers each. W
 defaults (512 × (1,500 + 400)) the worst case is about 1M bars, ~150 MB; a typical session of a
 few dozen instruments holds a few MB.
 
-A ``history`` source (the simulator offers one) is asked once per instrument, on its first
-tick, for the bars before it; its bars go in front of the live ones.
+A ``history`` source (the simulator offers one) is asked once per instrument for the bars
+before its first tick; its bars go in front of the live ones. It is asked when the bars are
+first read (``bars``, a ``GetBars`` request), not on the tick path: a source may take tens of
+milliseconds per instrument (the simulator generates a day of minutes), and a shared upstream
+seeing hundreds of instruments at once must not stall every client's ticks for that.
 """
 
 from __future__ import annotations
@@ -121,7 +124,16 @@ def tick_stamp(update_time: str, now: int) -> int | None:
 
 
 class _Series:
-    __slots__ = ("base_volume", "day", "day_time", "days", "last_stamp", "last_volume", "minutes")
+    __slots__ = (
+        "base_volume",
+        "day",
+        "day_time",
+        "days",
+        "first",
+        "last_stamp",
+        "last_volume",
+        "minutes",
+    )
 
     def __init__(self, max_minutes: int, max_days: int) -> None:
         self.minutes: deque[Bar] = deque(maxlen=max_minutes)
@@ -131,6 +143,9 @@ class _Series:
         self.last_volume = 0  # cumulative Volume of the last tick
         self.last_stamp = 0
         self.base_volume = 0  # generated history's volume, added to the day's Volume
+        self.first: tuple[int, float, str, int] | None = None
+        """History not asked for yet: the first tick's (minute, price, trading day,
+        cumulative volume)."""
 
 
 class BarBook:
@@ -221,27 +236,49 @@ class BarBook:
         series.day = trading_day
         series.day_time = day_stamp(trading_day)
         if self.history is not None:
-            minutes, days = self.history(instrument, stamp - stamp % 60, price, trading_day)
-            series.minutes.extend(b for b in minutes if b.time < stamp - stamp % 60)
-            today = day_stamp(trading_day)
-            series.days.extend(b for b in days if today is None or b.time < today)
-            if minutes and today is not None:
-                vol = sum(b.volume for b in minutes)
-                series.base_volume = vol - cum_volume  # the day bar shows history + live
-                series.days.append(
-                    Bar(
-                        today,
-                        minutes[0].open,
-                        max(b.high for b in minutes),
-                        min(b.low for b in minutes),
-                        minutes[-1].close,
-                        vol,
-                    )
-                )
+            series.first = (stamp - stamp % 60, price, trading_day, cum_volume)
         self._series[instrument] = series
         while len(self._series) > self.max_instruments:
             self._series.popitem(last=False)
         return series
+
+    def _load_history(self, instrument: str, series: _Series) -> None:
+        """Put the history before the first tick in front of the live bars (once)."""
+        first, series.first = series.first, None
+        if first is None or self.history is None:
+            return
+        first_minute, price, trading_day, cum_volume = first
+        minutes, days = self.history(instrument, first_minute, price, trading_day)
+        live = list(series.minutes)
+        series.minutes.clear()
+        series.minutes.extend(b for b in minutes if b.time < first_minute)
+        series.minutes.extend(live)
+        today = day_stamp(trading_day)
+        before = [b for b in days if today is None or b.time < today]
+        kept = [b for b in series.days if not before or b.time > before[-1].time]
+        if minutes and today is not None:
+            vol = sum(b.volume for b in minutes)
+            base = vol - cum_volume  # the day bar shows history + live
+            hist = Bar(
+                today,
+                minutes[0].open,
+                max(b.high for b in minutes),
+                min(b.low for b in minutes),
+                minutes[-1].close,
+                vol,
+            )
+            bar = next((b for b in kept if b.time == today), None)
+            if bar is None:
+                kept = sorted([*kept, hist], key=lambda b: b.time)
+            else:  # the live day bar: history's open, extremes and volume added
+                bar.open = hist.open
+                bar.high = max(bar.high, hist.high)
+                bar.low = min(bar.low, hist.low)
+                bar.volume += base
+            if series.day == trading_day:
+                series.base_volume = base
+        series.days.clear()
+        series.days.extend([*before, *kept])
 
     def _update_day(
         self, series: _Series, price: float, delta: int, fields: dict[str, Any]
@@ -274,6 +311,8 @@ class BarBook:
         series = self._series.get(instrument)
         if series is None or count <= 0:
             return []
+        if series.first is not None:
+            self._load_history(instrument, series)
         count = min(count, MAX_COUNT)
         if period == "1d":
             return [_copy(b) for b in list(series.days)[-count:]]
