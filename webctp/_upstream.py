@@ -38,9 +38,10 @@ log = logging.getLogger("webctp.upstream")
 
 
 class TickTap(Protocol):
-    """Also gets every encoded tick (the bus publisher of a feeder)."""
+    """Also gets every encoded tick (the bus publisher of a feeder), with the number of
+    ticks of the instrument replaced before it (never seen by the hub)."""
 
-    def offer(self, instrument: str, frame: TickFrame) -> None: ...
+    def offer(self, instrument: str, frame: TickFrame, skipped: int = 0) -> None: ...
 
 
 class _NoOut:
@@ -198,7 +199,8 @@ class Upstream(MdSession):
         while True:
             await self.sink.ticks_ready.wait()
             while ticks := self.sink.take_ticks():
-                for instrument, n in self.sink.take_replaced().items():
+                replaced = self.sink.take_replaced()
+                for instrument, n in replaced.items():
                     self.conflation.ticks_conflated += n * len(hub.subscribers.get(instrument, ()))
                 now = exchange_now(time.time())
                 for instrument, values in ticks.items():
@@ -209,5 +211,5 @@ class Upstream(MdSession):
                     frame = encode_tick_dict(tick)
                     hub.publish(instrument, frame)
                     if tap is not None:
-                        tap.offer(instrument, frame)
+                        tap.offer(instrument, frame, replaced.get(instrument, 0))
                 await trio.lowlevel.checkpoint()
