@@ -159,6 +159,8 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
     ready = trio.Event()
     ended = [0]
     opened = [0]
+    closed = [0]
+    """Connections the server closed before the end (their later ticks are not counted)."""
 
     async def one(slot: int) -> None:
         if args.bare == "paced":
@@ -181,6 +183,7 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
             try:
                 frames = await conn.recv_frames()
             except Closed:
+                closed[0] += 1
                 return
             t = now()
             if args.bare == "paced" and frames[-1].startswith(b'{"MsgType":"End"'):
@@ -225,6 +228,7 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
         "rate": stats.count / max(stats.last - stats.first, 1e-9) if stats.count > 1 else 0.0,
         "per_conn_min": min(stats.per_conn) if stats.per_conn else 0,
         "per_conn_max": max(stats.per_conn) if stats.per_conn else 0,
+        "closed": closed[0],
     }
     if args.latency:
         out["latency"] = stats.lat

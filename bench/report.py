@@ -696,8 +696,12 @@ def _scale_section(sc: dict[str, Any]) -> str:
         rows.append(
             [
                 f"8d two edges × {two['clients_per_edge']} clients, one feeder: delivered / "
-                "expected; CPU per process",
-                f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated); {cpu}",
+                "expected; CPU per process (share of one core, from the first step until the "
+                "clients had read everything)",
+                f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated, "
+                f"{two.get('unaccounted', '?')} unaccounted, {two.get('closed', '?')} "
+                f"connections closed); steps {two.get('steps_seconds', 0):.1f} s, last tick "
+                f"read after {two.get('seconds', 0):.1f} s; {cpu}",
                 "all delivered or conflation counted",
                 _met(two["delivered"] + two["conflated"] >= two["expected"]),
             ]
