@@ -671,7 +671,14 @@ def _scale_section(sc: dict[str, Any]) -> str:
             "8b one md client, flood, shared upstream: ticks/s delivered / bare ceiling",
             f"{_f(flood['rate'])} / {_f(flood['ceiling'])} = ×{flood['ratio']:.2f} "
             f"(per-session path in the same run: {_f(flood.get('session_rate', 0))} ticks/s; "
-            "best of the alternated runs)",
+            "best of the alternated runs; each run shared / per-session / ceiling / simulator "
+            "emitting: "
+            + "; ".join(
+                f"{_f(r['rate'])} / {_f(s['rate'])} / {_f(c['rate'])} / "
+                f"{_f(r.get('producer_rate', 0))}"
+                for r, s, c in zip(flood["runs"], flood["session_runs"], flood["ceilings"])
+            )
+            + ")",
             "≥ ×1.0",
             _met(flood["ratio"] >= 1.0),
         ],
