@@ -209,10 +209,13 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
         stats.counting = True
         t_start = now()
         await ctl.finish.wait()
-        # wait for the stream to go quiet (or the paced streams to end)
-        while True:
+        # wait for the stream to go quiet (or the paced streams to end), or for every tick
+        # expected (``--expect``: a loaded machine can pause a stream longer than ``--idle``)
+        while not (args.expect and stats.count >= args.expect):
             before = stats.count
-            await trio.sleep(args.idle)
+            with trio.move_on_after(args.idle):
+                while not (args.expect and stats.count >= args.expect):
+                    await trio.sleep(0.05)
             if stats.count == before and (args.bare != "paced" or ended[0] == len(conns)):
                 break
         t_end = now()
@@ -368,6 +371,7 @@ async def main() -> None:
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--idle", type=float, default=0.5)
+    parser.add_argument("--expect", type=int, default=0, help="ticks expected (0: unknown)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--gap", type=float, default=0.002)
     parser.add_argument("--order", default="{}", help="JSON InputOrder template")

@@ -706,7 +706,8 @@ def _scale_section(sc: dict[str, Any]) -> str:
                 "expected; CPU per process (share of one core, from the first step until the "
                 "clients had read everything)",
                 f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated, "
-                f"{two.get('unaccounted', '?')} unaccounted, {two.get('closed', '?')} "
+                f"{two.get('unaccounted', '?')} unaccounted, {two.get('unread', '?')} sent by "
+                f"the edges and unread when the clients stopped, {two.get('closed', '?')} "
                 f"connections closed); steps {two.get('steps_seconds', 0):.1f} s, last tick "
                 f"read after {two.get('seconds', 0):.1f} s; {cpu}",
                 "all delivered or conflation counted",

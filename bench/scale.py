@@ -211,8 +211,12 @@ def two_edges(bench: Bench, clients: int) -> dict[str, Any]:
             json.dumps(ids),
             "--settle",
             "2.5",
+            # every tick is delivered or conflated: a client ends at its count, or when no
+            # tick came for --idle seconds (some were conflated)
+            "--expect",
+            str(clients * 20 * steps),
             "--idle",
-            "1.5",
+            "5",
         ]
         clis = [bench.client("ticks", int(ready["ws_port"]), *args) for _, ready in edges]
         try:
@@ -252,6 +256,8 @@ def two_edges(bench: Bench, clients: int) -> dict[str, Any]:
         "conflated": conflated,
         "unaccounted": expected - delivered - conflated,
         "edges_sent": sent,
+        # sent by the edges, not read by the clients when they stopped counting
+        "unread": sent - delivered,
         "feeder_upstream_ticks": delta["feeder"]["md_callbacks"],
         "feeder_conflated": delta["feeder"]["ticks_conflated"],
         "closed": sum(r.get("closed", 0) for r in results),
@@ -264,7 +270,8 @@ def two_edges(bench: Bench, clients: int) -> dict[str, Any]:
     }
     bench.say(
         f"8d two edges: {delivered}/{expected} delivered (+{conflated} conflated, "
-        f"{res['unaccounted']} unaccounted; edges sent {sent}, {res['closed']} connections "
+        f"{res['unaccounted']} unaccounted; edges sent {sent}, {res['unread']} of them unread, "
+        f"{res['closed']} connections "
         f"closed), {len(ids)} instruments x {steps} steps took {steps_wall:.1f} s (then "
         f"{wall - steps_wall:.1f} s until the clients had read everything), CPU "
         + ", ".join(f"{k} {v:.0f}%" for k, v in res["cpu_pct"].items())
