@@ -26,8 +26,9 @@ few dozen instruments holds a few MB.
 
 A ``history`` source (the simulator offers one) is asked once per instrument for the bars
 before its first tick; its bars go in front of the live ones. It is asked when the bars are
-first read (``bars``, a ``GetBars`` request), not on the tick path: a source may take tens of
-milliseconds per instrument (the simulator generates a day of minutes), and a shared upstream
+first read (``bars``, a ``GetBars`` request), not on the tick path: a source may take
+milliseconds per instrument (the simulator generates the day's minutes so far and 120 days:
+2-5 ms with two hours of minutes, more later in the day), and a shared upstream
 seeing hundreds of instruments at once must not stall every client's ticks for that.
 """
 
