@@ -163,6 +163,8 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
     ready = trio.Event()
     ended = [0]
     opened = [0]
+    closed = [0]
+    """Connections the server closed before the end (their later ticks are not counted)."""
 
     async def one(slot: int) -> None:
         if args.bare == "paced":
@@ -185,6 +187,7 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
             try:
                 frames = await conn.recv_frames()
             except Closed:
+                closed[0] += 1
                 return
             t = now()
             if args.bare == "paced" and frames[-1].startswith(b'{"MsgType":"End"'):
@@ -210,10 +213,13 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
         stats.counting = True
         t_start = now()
         await ctl.finish.wait()
-        # wait for the stream to go quiet (or the paced streams to end)
-        while True:
+        # wait for the stream to go quiet (or the paced streams to end), or for every tick
+        # expected (``--expect``: a loaded machine can pause a stream longer than ``--idle``)
+        while not (args.expect and stats.count >= args.expect):
             before = stats.count
-            await trio.sleep(args.idle)
+            with trio.move_on_after(args.idle):
+                while not (args.expect and stats.count >= args.expect):
+                    await trio.sleep(0.05)
             if stats.count == before and (args.bare != "paced" or ended[0] == len(conns)):
                 break
         t_end = now()
@@ -229,6 +235,7 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
         "rate": stats.count / max(stats.last - stats.first, 1e-9) if stats.count > 1 else 0.0,
         "per_conn_min": min(stats.per_conn) if stats.per_conn else 0,
         "per_conn_max": max(stats.per_conn) if stats.per_conn else 0,
+        "closed": closed[0],
     }
     if args.latency:
         out["latency"] = stats.lat
@@ -368,6 +375,7 @@ async def main() -> None:
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--idle", type=float, default=0.5)
+    parser.add_argument("--expect", type=int, default=0, help="ticks expected (0: unknown)")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--gap", type=float, default=0.002)
     parser.add_argument("--order", default="{}", help="JSON InputOrder template")

@@ -671,7 +671,14 @@ def _scale_section(sc: dict[str, Any]) -> str:
             "8b one md client, flood, shared upstream: ticks/s delivered / bare ceiling",
             f"{_f(flood['rate'])} / {_f(flood['ceiling'])} = ×{flood['ratio']:.2f} "
             f"(per-session path in the same run: {_f(flood.get('session_rate', 0))} ticks/s; "
-            "best of the alternated runs)",
+            "best of the alternated runs; each run shared / per-session / ceiling / simulator "
+            "emitting: "
+            + "; ".join(
+                f"{_f(r['rate'])} / {_f(s['rate'])} / {_f(c['rate'])} / "
+                f"{_f(r.get('producer_rate', 0))}"
+                for r, s, c in zip(flood["runs"], flood["session_runs"], flood["ceilings"])
+            )
+            + ")",
             "≥ ×1.0",
             _met(flood["ratio"] >= 1.0),
         ],
@@ -696,8 +703,13 @@ def _scale_section(sc: dict[str, Any]) -> str:
         rows.append(
             [
                 f"8d two edges × {two['clients_per_edge']} clients, one feeder: delivered / "
-                "expected; CPU per process",
-                f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated); {cpu}",
+                "expected; CPU per process (share of one core, from the first step until the "
+                "clients had read everything)",
+                f"{two['delivered']} / {two['expected']} (+{two['conflated']} conflated, "
+                f"{two.get('unaccounted', '?')} unaccounted, {two.get('unread', '?')} sent by "
+                f"the edges and unread when the clients stopped, {two.get('closed', '?')} "
+                f"connections closed); steps {two.get('steps_seconds', 0):.1f} s, last tick "
+                f"read after {two.get('seconds', 0):.1f} s; {cpu}",
                 "all delivered or conflation counted",
                 _met(two["delivered"] + two["conflated"] >= two["expected"]),
             ]

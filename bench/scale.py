@@ -22,10 +22,10 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from ._proc import cpu_seconds
+from ._proc import Child, cpu_seconds
 from .scenarios import Bench
 
 SHARED = {"md": {"upstream": "shared"}}
@@ -158,21 +158,32 @@ def flood_shared(bench: Bench) -> dict[str, Any]:
     }
 
 
-def bus_latency(bench: Bench) -> dict[str, Any]:
-    rate = 5000
-    with redis_server(bench) as url:
+@contextmanager
+def feeder_and_edges(
+    bench: Bench, edges: int
+) -> Iterator[tuple[Child, dict[str, Any], list[tuple[Child, dict[str, Any]]]]]:
+    """A Redis, a feeder (shared upstream, publishing) and ``edges`` md edges on it."""
+    with redis_server(bench) as url, ExitStack() as stack:
         feeder_extra = SHARED | {"bus": {"url": url, "publish": True}}
         edge_extra = {"server": {"mode": "md-edge"}, "bus": {"url": url}}
-        with (
-            bench.service(clock=0.0, tree=None, extra=feeder_extra, tag="-feeder") as (
-                feeder,
-                f_ready,
-            ),
-            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge") as (_edge, e_ready),
-        ):
-            ids = bench.instruments(feeder, bench.p.burst_instruments)
-            direct = bench.latency_once(feeder, int(f_ready["ws_port"]), ids, rate)
-            bus = bench.latency_once(feeder, int(e_ready["ws_port"]), ids, rate)
+        feeder, f_ready = stack.enter_context(
+            bench.service(clock=0.0, tree=None, extra=feeder_extra, tag="-feeder")
+        )
+        started = [
+            stack.enter_context(
+                bench.service(clock=0.0, tree=None, extra=edge_extra, tag=f"-edge{k + 1}")
+            )
+            for k in range(edges)
+        ]
+        yield feeder, f_ready, started
+
+
+def bus_latency(bench: Bench) -> dict[str, Any]:
+    rate = 5000
+    with feeder_and_edges(bench, 1) as (feeder, f_ready, [(_edge, e_ready)]):
+        ids = bench.instruments(feeder, bench.p.burst_instruments)
+        direct = bench.latency_once(feeder, int(f_ready["ws_port"]), ids, rate)
+        bus = bench.latency_once(feeder, int(e_ready["ws_port"]), ids, rate)
     added = {k: bus[k] - direct[k] for k in ("p50", "p99") if k in bus and k in direct}
     bench.say(
         f"8c bus latency at {rate}/s: added p50 {added.get('p50', 0):.3f} ms, "
@@ -181,77 +192,88 @@ def bus_latency(bench: Bench) -> dict[str, Any]:
     return {"rate": rate, "direct": direct, "bus": bus, "added": added}
 
 
+_COUNTS = ("md_callbacks", "ticks_out", "ticks_conflated")
+
+
 def two_edges(bench: Bench, clients: int) -> dict[str, Any]:
-    p = bench.p
-    steps = p.fan_steps
-    with redis_server(bench) as url:
-        feeder_extra = SHARED | {"bus": {"url": url, "publish": True}}
-        edge_extra = {"server": {"mode": "md-edge"}, "bus": {"url": url}}
-        with (
-            bench.service(clock=0.0, tree=None, extra=feeder_extra, tag="-feeder") as (
-                feeder,
-                _f,
-            ),
-            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge1") as (
-                edge1,
-                e1,
-            ),
-            bench.service(clock=0.0, tree=None, extra=edge_extra, tag="-edge2") as (edge2, e2),
-        ):
-            ids: list[str] = feeder.call("instruments")["ids"]
-            args = [
-                "--connections",
-                str(clients),
-                "--per-conn",
-                "20",
-                "--instruments",
-                json.dumps(ids),
-                "--settle",
-                "2.5",
-                "--idle",
-                "1.5",
-            ]
-            cli1 = bench.client("ticks", int(e1["ws_port"]), *args)
-            cli2 = bench.client("ticks", int(e2["ws_port"]), *args)
-            try:
-                cli1.expect("ready", 600)
-                cli2.expect("ready", 600)
-                procs = {"feeder": feeder, "edge1": edge1, "edge2": edge2}
-                before = {k: v.call("stats") for k, v in procs.items()}
-                cli1.send(cmd="start")
-                cli2.send(cmd="start")
-                c0 = {k: cpu_seconds(v.pid) for k, v in procs.items()}
-                t0 = time.perf_counter()
-                for k in range(steps):
-                    feeder.call("step", 60)
-                    pause = t0 + (k + 1) * p.fan_interval - time.perf_counter()
-                    if pause > 0:
-                        time.sleep(pause)
-                wall = time.perf_counter() - t0
-                cli1.send(cmd="finish")
-                cli2.send(cmd="finish")
-                r1 = cli1.expect("result", 600)
-                r2 = cli2.expect("result", 600)
-                cpu = {k: cpu_seconds(v.pid) - c0[k] for k, v in procs.items()}
-                after = {k: v.call("stats") for k, v in procs.items()}
-            finally:
-                cli1.close()
-                cli2.close()
+    """Every tick a client is due is delivered, or counted as conflated by its edge (an edge
+    also counts, from the bus's sequence numbers, the ticks replaced in the feeder: the
+    feeder's own counters are in its terms, once per tick, and are reported apart)."""
+    steps = bench.p.fan_steps
+    with feeder_and_edges(bench, 2) as (feeder, _f, edges):
+        ids: list[str] = feeder.call("instruments")["ids"]
+        args = [
+            "--connections",
+            str(clients),
+            "--per-conn",
+            "20",
+            "--instruments",
+            json.dumps(ids),
+            "--settle",
+            "2.5",
+            # every tick is delivered or conflated: a client ends at its count, or when no
+            # tick came for --idle seconds (some were conflated)
+            "--expect",
+            str(clients * 20 * steps),
+            "--idle",
+            "5",
+        ]
+        clis = [bench.client("ticks", int(ready["ws_port"]), *args) for _, ready in edges]
+        try:
+            for cli in clis:
+                cli.expect("ready", 600)
+            procs = {"feeder": feeder} | {f"edge{k + 1}": e for k, (e, _) in enumerate(edges)}
+            before = {k: v.call("stats") for k, v in procs.items()}
+            for cli in clis:
+                cli.send(cmd="start")
+            c0 = {k: cpu_seconds(v.pid) for k, v in procs.items()}
+            c0_clients = sum(cpu_seconds(cli.pid) for cli in clis)
+            t0 = time.perf_counter()
+            steps_wall = bench.steps(feeder)
+            for cli in clis:
+                cli.send(cmd="finish")
+            results = [cli.expect("result", 600) for cli in clis]
+            # CPU up to the clients' result (the edges drain after the last step)
+            cpu = {k: cpu_seconds(v.pid) - c0[k] for k, v in procs.items()}
+            cpu["clients"] = sum(cpu_seconds(cli.pid) for cli in clis) - c0_clients
+            # the clients' clock is the same (CLOCK_MONOTONIC): up to the last tick read
+            wall = max([r["last"] for r in results] + [t0 + steps_wall]) - t0
+            after = {k: v.call("stats") for k, v in procs.items()}
+        finally:
+            for cli in clis:
+                cli.close()
     # each step moves every instrument once: a client expects one tick per instrument per step
     expected = 2 * clients * 20 * steps
-    delivered = r1["count"] + r2["count"]
-    conflated = sum(after[k]["ticks_conflated"] - before[k]["ticks_conflated"] for k in after)
+    delivered = sum(r["count"] for r in results)
+    delta = {k: {c: after[k][c] - before[k][c] for c in _COUNTS} for k in procs}
+    conflated = sum(d["ticks_conflated"] for k, d in delta.items() if k != "feeder")
+    sent = sum(d["ticks_out"] for k, d in delta.items() if k != "feeder")
     res = {
         "clients_per_edge": clients,
         "steps": steps,
         "expected": expected,
         "delivered": delivered,
         "conflated": conflated,
+        "unaccounted": expected - delivered - conflated,
+        "edges_sent": sent,
+        # sent by the edges, not read by the clients when they stopped counting
+        "unread": sent - delivered,
+        "feeder_upstream_ticks": delta["feeder"]["md_callbacks"],
+        "feeder_conflated": delta["feeder"]["ticks_conflated"],
+        "closed": sum(r.get("closed", 0) for r in results),
+        "per_conn_min": min(r["per_conn_min"] for r in results),
+        "per_conn_max": max(r["per_conn_max"] for r in results),
+        "steps_seconds": steps_wall,
+        "seconds": wall,
         "cpu_s": cpu,
         "cpu_pct": {k: v / wall * 100 for k, v in cpu.items()},
     }
     bench.say(
-        f"8d two edges: {delivered}/{expected} delivered (+{conflated} conflated), CPU "
+        f"8d two edges: {delivered}/{expected} delivered (+{conflated} conflated, "
+        f"{res['unaccounted']} unaccounted; edges sent {sent}, {res['unread']} of them unread, "
+        f"{res['closed']} connections "
+        f"closed), {len(ids)} instruments x {steps} steps took {steps_wall:.1f} s (then "
+        f"{wall - steps_wall:.1f} s until the clients had read everything), CPU "
         + ", ".join(f"{k} {v:.0f}%" for k, v in res["cpu_pct"].items())
     )
     return res

@@ -383,6 +383,17 @@ class Bench:
         )
         return out
 
+    def steps(self, srv: Child) -> float:
+        """``fan_steps`` market steps, one every ``fan_interval`` seconds; the seconds taken."""
+        p = self.p
+        t0 = time.perf_counter()
+        for k in range(p.fan_steps):
+            srv.call("step", 60)
+            pause = t0 + (k + 1) * p.fan_interval - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+        return time.perf_counter() - t0
+
     def _fan_run(
         self, srv: Child, port: int, ids: list[str], *, bare: bool
     ) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
@@ -407,13 +418,7 @@ class Bench:
             before = {} if bare else srv.call("stats")
             cli.send(cmd="start")
             c0 = cpu_seconds(srv.pid)
-            t0 = time.perf_counter()
-            for k in range(p.fan_steps):
-                srv.call("step", 60)
-                pause = t0 + (k + 1) * p.fan_interval - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
-            wall = time.perf_counter() - t0
+            wall = self.steps(srv)
             cli.send(cmd="finish")
             res = cli.expect("result", 300)
             cpu = cpu_seconds(srv.pid) - c0

@@ -153,11 +153,33 @@ def test_history_goes_in_front_once() -> None:
 
     book = BarBook(history=history)
     feed(book, (NINE + 3, 100.0, 50), (NINE + 30, 101.0, 52))
-    assert calls == [("rb2601", NINE, 100.0, DAY)]
+    assert calls == []  # not on the tick path: asked when the bars are first read
     assert [b.time for b in book.bars("rb2601", "1m")] == [NINE - 120, NINE - 60, NINE]
+    assert calls == [("rb2601", NINE, 100.0, DAY)]
+    feed(book, (NINE + 40, 102.0, 53))
     days = rows(book.bars("rb2601", "1d"))
-    # today's bar covers the generated minutes and the live ticks; volume 15 + 2 live lots
-    assert days == [[T0 - 86400, 80.0, 90.0, 70.0, 85.0, 1000], [T0, 90.0, 101.0, 89.0, 101.0, 17]]
+    assert len(calls) == 1
+    # today's bar covers the generated minutes and the live ticks; volume 15 + 3 live lots
+    assert days == [[T0 - 86400, 80.0, 90.0, 70.0, 85.0, 1000], [T0, 90.0, 102.0, 89.0, 102.0, 18]]
+
+
+def test_history_read_late_gives_the_same_bars() -> None:
+    """History asked for after several ticks gives the bars it gave when asked at once."""
+
+    def history(
+        instrument: str, first_minute: int, first_price: float, trading_day: str
+    ) -> tuple[list[Bar], list[Bar]]:
+        minutes = [Bar(NINE - 120, 90.0, 95.0, 89.0, 94.0, 7), Bar(NINE - 60, 94, 99, 93, 98, 8)]
+        return minutes, [Bar(T0 - 86400, 80.0, 90.0, 70.0, 85.0, 1000)]
+
+    ticks = ((NINE + 3, 100.0, 50), (NINE + 30, 88.0, 52), (NINE + 130, 103.0, 60))
+    early, late = BarBook(history=history), BarBook(history=history)
+    feed(early, ticks[0])
+    early.bars("rb2601", "1m")  # history at the first tick
+    feed(early, *ticks[1:])
+    feed(late, *ticks)
+    for period in ("1m", "5m", "1d"):
+        assert rows(late.bars("rb2601", period)) == rows(early.bars("rb2601", period))
 
 
 def test_aggregate_keeps_order() -> None:

@@ -7,7 +7,7 @@ import orjson
 import trio
 import trio.testing
 
-from webctp._bus import EdgeSource, pack, unpack
+from webctp._bus import EdgeSource, Publisher, pack, unpack
 from webctp._context import ServiceContext
 from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, frame_header, tick_frame
 from webctp.config import Config
@@ -123,9 +123,9 @@ def test_encode_once_frame_bytes() -> None:
 
 
 def test_bus_batch_round_trip() -> None:
-    batch = pack("rb2601", b'{"a":1}') + pack("中文", b"x" * 300)
-    assert list(unpack(batch)) == [("rb2601", b'{"a":1}'), ("中文", b"x" * 300)]
-    assert list(unpack(batch[:-1])) == [("rb2601", b'{"a":1}')]  # a truncated tail is ignored
+    batch = pack("rb2601", b'{"a":1}', 7) + pack("中文", b"x" * 300, 2**40)
+    assert list(unpack(batch)) == [("rb2601", 7, b'{"a":1}'), ("中文", 2**40, b"x" * 300)]
+    assert list(unpack(batch[:-1])) == [("rb2601", 7, b'{"a":1}')]  # a truncated tail is ignored
 
 
 def _blank() -> object:
@@ -142,9 +142,26 @@ def test_edge_backlog_keeps_the_latest_and_counts_the_rest(cfg: Config) -> None:
     hub.subscribe(a, ["x", "y"], answer)  # type: ignore[arg-type]
     hub.subscribe(b, ["x"], answer)  # type: ignore[arg-type]
     assert sorted(edge.demand) == ["x", "y"]
-    other = pack("not-wanted", b"{}")
-    edge.on_batches([pack("x", b'{"n":1}') + pack("y", b'{"n":1}'), pack("x", b'{"n":2}') + other])
+    other = pack("not-wanted", b"{}", 1)
+    edge.on_batches(
+        [pack("x", b'{"n":1}', 1) + pack("y", b'{"n":1}', 1), pack("x", b'{"n":2}', 2) + other]
+    )
     assert [f.text for f in a.take()] == [b'{"n":2}', b'{"n":1}']
     assert [f.text for f in b.take()] == [b'{"n":2}']
     assert edge.conflation.ticks_conflated == 2  # x replaced once, two subscribers
     assert "not-wanted" not in hub.latest
+    # ticks the feeder replaced (or the bus lost) show as gaps in the sequence numbers
+    edge.on_batches([pack("x", b'{"n":5}', 5) + pack("y", b'{"n":2}', 2)])
+    assert edge.conflation.ticks_conflated == 2 + 2 * 2  # x: numbers 3 and 4, two subscribers
+    edge.on_batches([pack("x", b'{"n":1}', 1)])  # the feeder restarted: counting starts again
+    edge.on_batches([pack("x", b'{"n":2}', 2)])
+    assert edge.conflation.ticks_conflated == 6
+
+
+def test_publisher_numbers_every_tick_the_upstream_saw() -> None:
+    pub = Publisher()
+    frame = tick_frame(b"{}")
+    pub.offer("x", frame)
+    pub.offer("x", frame, skipped=2)  # two replaced in the feeder's bridge
+    assert pub.pending["x"][1] == 4
+    assert pub.ticks_conflated == 1  # the first one, replaced here before publication

@@ -24,8 +24,12 @@ forgotten first) × (``max_minutes`` + ``max_days``) bars of six numbers each. W
 defaults (512 × (1,500 + 400)) the worst case is about 1M bars, ~150 MB; a typical session of a
 few dozen instruments holds a few MB.
 
-A ``history`` source (the simulator offers one) is asked once per instrument, on its first
-tick, for the bars before it; its bars go in front of the live ones.
+A ``history`` source (the simulator offers one) is asked once per instrument for the bars
+before its first tick; its bars go in front of the live ones. It is asked when the bars are
+first read (``bars``, a ``GetBars`` request), not on the tick path: a source may take
+milliseconds per instrument (the simulator generates the day's minutes so far and 120 days:
+2-5 ms with two hours of minutes, more later in the day), and a shared upstream
+seeing hundreds of instruments at once must not stall every client's ticks for that.
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ class _Series:
         "day",
         "day_time",
         "days",
+        "first",
         "last_stamp",
         "last_volume",
         "minutes",
@@ -141,6 +146,9 @@ class _Series:
         self.last_volume = 0  # cumulative Volume of the last tick
         self.last_stamp = 0
         self.base_volume = 0  # generated history's volume, added to the day's Volume
+        self.first: tuple[int, float, str, int] | None = None
+        """History not asked for yet: the first tick's (minute, price, trading day,
+        cumulative volume)."""
         # The newest bar of each kind written to the store (it may have changed since).
         self.saved_minute = -1
         self.saved_day = -1
@@ -257,23 +265,7 @@ class BarBook:
         series.day = trading_day
         series.day_time = day_stamp(trading_day)
         if self.history is not None:
-            minutes, days = self.history(instrument, stamp - stamp % 60, price, trading_day)
-            series.minutes.extend(b for b in minutes if b.time < stamp - stamp % 60)
-            today = day_stamp(trading_day)
-            series.days.extend(b for b in days if today is None or b.time < today)
-            if minutes and today is not None:
-                vol = sum(b.volume for b in minutes)
-                series.base_volume = vol - cum_volume  # the day bar shows history + live
-                series.days.append(
-                    Bar(
-                        today,
-                        minutes[0].open,
-                        max(b.high for b in minutes),
-                        min(b.low for b in minutes),
-                        minutes[-1].close,
-                        vol,
-                    )
-                )
+            series.first = (stamp - stamp % 60, price, trading_day, cum_volume)
         self._keep(instrument, series)
         return series
 
@@ -312,7 +304,8 @@ class BarBook:
     def restore(self, saved: Iterable[Saved]) -> None:
         """Put back what the store kept (oldest instrument first); instruments that already
         have ticks are left as they are. The first live tick of a restored instrument starts
-        its volume count afresh, as for an instrument seen for the first time."""
+        its volume count afresh, as for an instrument seen for the first time; no history
+        source is asked for it (its earlier bars are the ones kept)."""
         for s in saved:
             if s.instrument in self._series:
                 continue
@@ -326,6 +319,47 @@ class BarBook:
             series.saved_minute = s.minutes[-1].time if s.minutes else -1
             series.saved_day = s.days[-1].time if s.days else -1
             self._keep(s.instrument, series)
+
+    def _load_history(self, instrument: str, series: _Series) -> None:
+        """Put the history before the first tick in front of the live bars (once)."""
+        first, series.first = series.first, None
+        if first is None or self.history is None:
+            return
+        first_minute, price, trading_day, cum_volume = first
+        minutes, days = self.history(instrument, first_minute, price, trading_day)
+        live = list(series.minutes)
+        series.minutes.clear()
+        series.minutes.extend(b for b in minutes if b.time < first_minute)
+        series.minutes.extend(live)
+        today = day_stamp(trading_day)
+        before = [b for b in days if today is None or b.time < today]
+        kept = [b for b in series.days if not before or b.time > before[-1].time]
+        if minutes and today is not None:
+            vol = sum(b.volume for b in minutes)
+            base = vol - cum_volume  # the day bar shows history + live
+            hist = Bar(
+                today,
+                minutes[0].open,
+                max(b.high for b in minutes),
+                min(b.low for b in minutes),
+                minutes[-1].close,
+                vol,
+            )
+            bar = next((b for b in kept if b.time == today), None)
+            if bar is None:
+                kept = sorted([*kept, hist], key=lambda b: b.time)
+            else:  # the live day bar: history's open, extremes and volume added
+                bar.open = hist.open
+                bar.high = max(bar.high, hist.high)
+                bar.low = min(bar.low, hist.low)
+                bar.volume += base
+            if series.day == trading_day:
+                series.base_volume = base
+        series.days.clear()
+        series.days.extend([*before, *kept])
+        # the history went in front of what the store has: hand all of it over again
+        series.saved_minute = series.saved_day = -1
+        self._changed.add(instrument)
 
     def _update_day(
         self, series: _Series, price: float, delta: int, fields: dict[str, Any]
@@ -358,6 +392,8 @@ class BarBook:
         series = self._series.get(instrument)
         if series is None or count <= 0:
             return []
+        if series.first is not None:
+            self._load_history(instrument, series)
         count = min(count, MAX_COUNT)
         if period == "1d":
             return [_copy(b) for b in list(series.days)[-count:]]

@@ -141,6 +141,11 @@ class Sink:
             if self.over_since == since:  # above the mark the whole time
                 self.overflowed.set()
 
+    def has_ticks(self) -> bool:
+        """Whether ticks are waiting (a read without the lock: a tick posted just after is
+        announced by its own wake-up)."""
+        return bool(self._ticks)
+
     def take_ticks(self) -> dict[str, Values]:
         """Swap out the latest tick per instrument (called by the sender)."""
         with self._tick_lock:

@@ -5,7 +5,8 @@ What Redis holds (``P`` is ``[bus] prefix``; nothing needs persistence, everythi
 within a heartbeat after a Redis restart):
 
 - channel ``P:edge:<edge id>``: batches of ticks (``pack``: each tick's frame JSON with its
-  instrument) holding what that edge's clients want, one message per feeder lap. One message
+  instrument and sequence number) holding what that edge's clients want, one message per
+  feeder lap. One message
   per tick would cost each edge ~100 µs of CPU per tick in coredis (a few task switches per
   message); a batch costs that once per lap;
 - hash ``P:last``: instrument -> latest tick JSON (a new subscriber on an edge gets it);
@@ -24,8 +25,16 @@ back, and the next heartbeat rewrites the demand.
 Queues: the feeder's publisher holds the latest frame per instrument (conflated, counted),
 written by one pipeline per lap. coredis reads pub/sub messages into an unbounded buffer of
 its own; the edge takes everything waiting there at each lap and keeps only the latest tick
-per instrument (replaced ones counted as conflated), so a backlog costs one cheap pass, and
-the buffer only grows while the edge's event loop gets no turn at all.
+per instrument, so a backlog costs one cheap pass, and the buffer only grows while the edge's
+event loop gets no turn at all.
+
+Accounting: every tick the feeder's upstream received has a sequence number per instrument
+(ticks replaced in the feeder, in its bridge or its publisher, still take one). An edge that
+gets number ``n`` after ``m`` counts the ``n - m - 1`` ticks it never got, once per subscriber
+of the instrument, as conflated (``ticks_conflated``): whatever the reason (replaced in the
+feeder, replaced in the edge's own backlog, lost while the bus was down), each tick a client
+of an edge was due is either delivered or counted. A number that goes back (a feeder restart)
+starts counting afresh.
 """
 
 from __future__ import annotations
@@ -102,17 +111,24 @@ class _Demand(Subscriber):
 
 
 class Publisher:
-    """The feeder's tick tap: the latest frame per instrument, published once per lap."""
+    """The feeder's tick tap: the latest frame per instrument (with its sequence number),
+    published once per lap."""
 
     def __init__(self) -> None:
-        self.pending: dict[str, TickFrame] = {}
+        self.pending: dict[str, tuple[TickFrame, int]] = {}
+        self.seq: dict[str, int] = {}
         self.ready = trio.Event()
         self.ticks_conflated = 0
+        """Ticks replaced here before publication (once each: the edges count them per
+        subscriber from the sequence numbers)."""
 
-    def offer(self, instrument: str, frame: TickFrame) -> None:
+    def offer(self, instrument: str, frame: TickFrame, skipped: int = 0) -> None:
+        """The next tick of ``instrument``, after ``skipped`` ones replaced upstream."""
+        seq = self.seq.get(instrument, 0) + 1 + skipped
+        self.seq[instrument] = seq
         if instrument in self.pending:
             self.ticks_conflated += 1
-        self.pending[instrument] = frame
+        self.pending[instrument] = (frame, seq)
         self.ready.set()
 
 
@@ -144,7 +160,7 @@ async def run_feeder(
             await publisher.ready.wait()
             publisher.ready = trio.Event()
             frames, publisher.pending = publisher.pending, {}
-            packed = {i: pack(i, f.text) for i, f in frames.items()}
+            packed = {i: pack(i, f.text, seq) for i, (f, seq) in frames.items()}
             try:
                 with trio.fail_after(bus.timeout_s):
                     async with client.pipeline(transaction=False) as pipe:
@@ -152,7 +168,7 @@ async def run_feeder(
                             batch = [data for i, data in packed.items() if i in wanted]
                             if batch:
                                 pipe.publish(f"{prefix}:edge:{edge}", b"".join(batch))
-                        pipe.hset(f"{prefix}:last", {i: f.text for i, f in frames.items()})
+                        pipe.hset(f"{prefix}:last", {i: f.text for i, (f, _) in frames.items()})
             except BUS_ERRORS as exc:
                 report(False, exc)  # these ticks are lost for the edges (they are stale)
                 await trio.sleep(bus.heartbeat_s)
@@ -233,7 +249,10 @@ class EdgeSource:
         self.bus_ok = False
         self.last_ok = float("-inf")
         self.conflation = Conflation()
-        """Ticks of a backlog replaced before reaching the hub, once per subscriber."""
+        """Ticks this edge never got (sequence gaps, see the module docstring), once per
+        subscriber."""
+        self.seq: dict[str, int] = {}
+        """Instrument -> the sequence number of the last tick handed to the hub."""
         self.feeder: dict[str, Any] | None = None
         self.pubsub: Any = None
         """coredis's pub/sub (once Redis was reachable): re-subscribes after a reconnect."""
@@ -249,29 +268,35 @@ class EdgeSource:
         for instrument in instruments:
             self.demand.pop(instrument, None)
             self.to_confirm.pop(instrument, None)
+            self.seq.pop(instrument, None)
         self.changed.set()
 
     def on_batches(self, batches: list[bytes]) -> None:
         """The feeder's batches that arrived since the last lap (see ``pack``); never waits.
 
         When the edge falls behind the feed, several batches are waiting: only the latest
-        tick of each instrument goes to the hub, and each one replaced is counted as
-        conflated once per subscriber (the deliveries that will not happen). The work per
-        lap is then bounded by the number of instruments, whatever the backlog."""
+        tick of each instrument goes to the hub. The work per lap is then bounded by the
+        number of instruments, whatever the backlog. Every tick skipped on the way (here or
+        in the feeder: a gap in the sequence numbers) is counted as conflated once per
+        subscriber (the deliveries that will not happen)."""
         demand = self.demand
         hub = self.hub
-        latest: dict[str, bytes] = {}
-        replaced: dict[str, int] = {}
+        seqs = self.seq
+        latest: dict[str, tuple[bytes, int]] = {}
         for data in batches:
-            for instrument, text in unpack(data):
+            for instrument, seq, text in unpack(data):
                 if instrument in demand:
-                    if instrument in latest:
-                        replaced[instrument] = replaced.get(instrument, 0) + 1
-                    latest[instrument] = text
-        for instrument, n in replaced.items():
-            self.conflation.ticks_conflated += n * len(hub.subscribers.get(instrument, ()))
-        for instrument, text in latest.items():
+                    if instrument not in seqs:
+                        seqs[instrument] = seq - 1  # the first one seen: no gap before it
+                    latest[instrument] = (text, seq)
+        missed = 0
+        for instrument, (text, seq) in latest.items():
+            last = seqs.get(instrument)
+            seqs[instrument] = seq
+            if last is not None and seq > last + 1:
+                missed += (seq - last - 1) * len(hub.subscribers.get(instrument, ()))
             hub.publish(instrument, tick_frame(text))
+        self.conflation.ticks_conflated += missed
 
     def update_link(self) -> None:
         hub = self.hub
@@ -387,27 +412,29 @@ def _waiting(pubsub: Any) -> list[Any]:
     return taken
 
 
-_HEAD = struct.Struct(">HI")
+_HEAD = struct.Struct(">HIQ")
 
 
-def pack(instrument: str, text: bytes) -> bytes:
-    """One tick in a batch: instrument length, text length, instrument, text."""
+def pack(instrument: str, text: bytes, seq: int) -> bytes:
+    """One tick in a batch: instrument length, text length, sequence number, instrument,
+    text."""
     name = instrument.encode("utf-8")
-    return _HEAD.pack(len(name), len(text)) + name + text
+    return _HEAD.pack(len(name), len(text), seq) + name + text
 
 
-def unpack(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """The ticks of a batch; a truncated tail is ignored."""
+def unpack(data: bytes) -> Iterator[tuple[str, int, bytes]]:
+    """The ticks of a batch: (instrument, sequence number, text); a truncated tail is
+    ignored."""
     pos, end, size = 0, len(data), _HEAD.size
     while pos + size <= end:
-        n_name, n_text = _HEAD.unpack_from(data, pos)
+        n_name, n_text, seq = _HEAD.unpack_from(data, pos)
         pos += size
         name = data[pos : pos + n_name].decode("utf-8", "replace")
         pos += n_name
         text = data[pos : pos + n_text]
         pos += n_text
         if len(text) == n_text:
-            yield name, text
+            yield name, seq, text
 
 
 def _safe_url(url: str) -> str:

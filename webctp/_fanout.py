@@ -143,6 +143,10 @@ class Control(Protocol):
     def on_link(self) -> None: ...
 
 
+def _nothing() -> None:
+    return None
+
+
 class Hub:
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
@@ -160,6 +164,9 @@ class Hub:
         self.link_changed = trio.Event()
         self._release_due = trio.Event()
         self.frames_published = 0
+        self.pull: Callable[[], object] = _nothing
+        """Takes what the source holds now into the hub, synchronously (the shared
+        upstream's ``pump_once``); client senders call it between their writes."""
 
     # --- ticks ----------------------------------------------------------------------------
     def publish(self, instrument: str, frame: TickFrame) -> None:

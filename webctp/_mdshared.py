@@ -140,13 +140,18 @@ class SharedMdSession:
         """All pending frames (the latest per instrument) in one write per lap."""
         sink = self.sink
         metrics = self.ctx.metrics
+        pull = self.hub.pull
         while True:
             await sink.ready.wait()
+            # After each write, the ticks the upstream got meanwhile are pulled through the hub
+            # at once (``Upstream.pump_once``) instead of waiting for the upstream's task to
+            # come round the event loop: under a flood each lap is then one socket write.
             while frames := sink.take():
                 sent = await self.send_wire([f.wire for f in frames], [f.text for f in frames])
                 if not sent:
                     return  # the socket closed; the receive task ends the connection
                 metrics.ticks_out += len(frames)
+                pull()
 
     def reply(self, frame: dict[str, Any], latest_of: str | None = None) -> None:
         """Queue an answer; after it, the latest tick of ``latest_of`` (a new subscription)."""

@@ -38,9 +38,10 @@ log = logging.getLogger("webctp.upstream")
 
 
 class TickTap(Protocol):
-    """Also gets every encoded tick (the bus publisher of a feeder)."""
+    """Also gets every encoded tick (the bus publisher of a feeder), with the number of
+    ticks of the instrument replaced before it (never seen by the hub)."""
 
-    def offer(self, instrument: str, frame: TickFrame) -> None: ...
+    def offer(self, instrument: str, frame: TickFrame, skipped: int = 0) -> None: ...
 
 
 class _NoOut:
@@ -77,6 +78,7 @@ class Upstream(MdSession):
         """What ``_metrics`` counts for this upstream: each tick replaced before the hub took
         it, once per subscriber of its instrument (deliveries that did not happen)."""
         hub.source = self
+        hub.pull = self.pump_once
 
     # --- Source ---------------------------------------------------------------------------
     def want(self, instruments: list[str]) -> None:
@@ -190,24 +192,40 @@ class Upstream(MdSession):
             await self.hub.link_changed.wait()
 
     async def pump_ticks(self) -> None:
-        """Encode each tick once and hand it to the hub (and the bus)."""
+        """Encode each tick once and hand it to the hub (and the bus), woken by the bridge.
+        Client senders also pull ticks through here between their writes (``Hub.pull``)."""
+        while True:
+            await self.sink.ticks_ready.wait()
+            while self.pump_once():
+                await trio.lowlevel.checkpoint()
+
+    def pump_once(self) -> bool:
+        """Take the ticks the bridge holds now, encode each once, hand them to the hub and
+        the bus; False when there were none. Synchronous: a client's sender calls it right
+        after its write, so that under a flood each lap costs one socket write, without a
+        round of the event loop (an epoll wait and the wake-up socket's reads, each a point
+        where the callback thread can take the GIL) between the bridge and the write."""
+        sink = self.sink
+        if not sink.has_ticks():
+            return False  # nothing taken: ``ticks_ready`` stays the event the pump waits on
+        waited = sink.ticks_ready
+        ticks = sink.take_ticks()  # a new ``ticks_ready`` ...
+        waited.set()  # ... so the pump task, if it waits on the old one, wakes and re-reads it
         hub = self.hub
         tap = self.tap
         wanted = self.subscribed["md"]
+        replaced = sink.take_replaced()
+        for instrument, n in replaced.items():
+            self.conflation.ticks_conflated += n * len(hub.subscribers.get(instrument, ()))
+        now = exchange_now(time.time())
         bars = self.ctx.bars
-        while True:
-            await self.sink.ticks_ready.wait()
-            while ticks := self.sink.take_ticks():
-                for instrument, n in self.sink.take_replaced().items():
-                    self.conflation.ticks_conflated += n * len(hub.subscribers.get(instrument, ()))
-                now = exchange_now(time.time())
-                for instrument, values in ticks.items():
-                    if instrument not in wanted:
-                        continue
-                    tick = tick_dict(values)
-                    bars.add_tick(tick, now)  # chart history (GetBars), see _bars.py
-                    frame = encode_tick_dict(tick)
-                    hub.publish(instrument, frame)
-                    if tap is not None:
-                        tap.offer(instrument, frame)
-                await trio.lowlevel.checkpoint()
+        for instrument, values in ticks.items():
+            if instrument not in wanted:
+                continue
+            tick = tick_dict(values)
+            bars.add_tick(tick, now)  # chart history (GetBars), see _bars.py
+            frame = encode_tick_dict(tick)
+            hub.publish(instrument, frame)
+            if tap is not None:
+                tap.offer(instrument, frame, replaced.get(instrument, 0))
+        return True

@@ -282,3 +282,41 @@ async def test_bars_on_a_shared_upstream(service: ServiceInfo) -> None:
         await c.send({"MsgType": "GetBars", "InstrumentID": inst, "Period": 5, "RequestID": 5})
         bad = await c.expect(lambda f: f.get("RequestID") == 5)
         assert bad["RspInfo"]["ErrorID"] == -400, bad
+
+
+async def test_a_sender_pulling_ticks_leaves_the_pump_awake(
+    nursery: trio.Nursery, cfg: Config
+) -> None:
+    """Client senders pull ticks through the upstream between their writes (``Hub.pull``);
+    taking them replaces the bridge's ``ticks_ready`` event. The upstream's own task, waiting
+    on the replaced one, must still deliver the next tick (nobody is writing then)."""
+    from webctp.protocol import codec
+    from webctp.sim import mdapi
+
+    still = replace(cfg, md={"upstream": "shared"}, sim={"tick_interval_s": 0.0})
+    service: ServiceInfo = await nursery.start(run_service, still)
+    wanted = await instruments(service.ws_port, "SHFE", 1)
+    upstream = service.ctx.md_hub.source
+    assert upstream is not None
+    sink = upstream.sink
+
+    def tick(instrument: str, price: float) -> Any:
+        struct = mdapi.CThostFtdcDepthMarketDataField()
+        struct.InstrumentID = instrument
+        struct.LastPrice = price
+        return codec.codec("DepthMarketData").capture(struct)
+
+    async with connect(service.ws_port, "/md/") as c:
+        await md_login(c)
+        await subscribe(c, wanted, 1)
+        await trio.sleep(0.2)  # the upstream's task now waits for the bridge's wake-up
+        # a tick nobody subscribed: taken by the pull, it wakes no client's sender
+        sink.post_tick("nobody", tick("nobody", 1.5))  # its wake-up is queued, not run yet
+        service.ctx.md_hub.pull()  # what a sender does after a write
+        assert not sink.has_ticks()
+        sink.post_tick(wanted[0], tick(wanted[0], 2.5))  # only the upstream's task can take it
+        with trio.fail_after(5):
+            while True:
+                f = await c.expect("RtnDepthMarketData")
+                if f["DepthMarketData"]["LastPrice"] == 2.5:
+                    break
