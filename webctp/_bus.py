@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import struct
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,7 @@ import orjson
 import trio
 from coredis.exceptions import RedisError
 
+from ._bars import exchange_now
 from ._context import ServiceContext
 from ._fanout import Conflation, Hub, Subscriber, TickFrame, tick_frame
 from .protocol.errors import Code
@@ -290,12 +292,22 @@ class EdgeSource:
                         seqs[instrument] = seq - 1  # the first one seen: no gap before it
                     latest[instrument] = (text, seq)
         missed = 0
+        bars = self.ctx.bars
+        now = exchange_now(time.time())
         for instrument, (text, seq) in latest.items():
             last = seqs.get(instrument)
             seqs[instrument] = seq
             if last is not None and seq > last + 1:
                 missed += (seq - last - 1) * len(hub.subscribers.get(instrument, ()))
             hub.publish(instrument, tick_frame(text))
+            # chart history (GetBars, webctp/_bars.py) from the ticks this edge serves: one
+            # decode per tick and edge, whatever the number of clients
+            try:
+                tick = orjson.loads(text).get("DepthMarketData")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(tick, dict):
+                bars.add_tick(tick, now)
         self.conflation.ticks_conflated += missed
 
     def update_link(self) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import trio
 
-from . import _bars
+from . import _aliases, _bars
 from ._context import ServiceContext
 from ._fanout import Hub, Subscriber
 from ._session import FrameOut, State
@@ -67,6 +67,8 @@ class SharedMdSession:
         self._replies: list[tuple[dict[str, Any], str | None]] = []
         self.max_replies = 2 * self.cfg.limits.md_max_instruments
         self._replies_ready = trio.Event()
+        self.front_month = _aliases.for_fronts(ctx.backend.front_month, self.cfg.ctp.md_fronts)
+        """ProductID → front-month contract, for aliases (None: the backend has none)."""
 
     # --- frames ---------------------------------------------------------------------------
     def tell(self, text: str) -> None:
@@ -199,7 +201,8 @@ class SharedMdSession:
             elif msg_type == "GetBars":  # a webctp extension (webctp/_bars.py), not CTP
                 if not self.logged_in:
                     raise ProtocolError(Code.NOT_LOGGED_IN, "send ReqUserLogin first")
-                await self.send(_bars.answer(self.ctx.bars, env.body, env.request_id))
+                body = _aliases.resolve_body(env.body, self.front_month)
+                await self.send(_bars.answer(self.ctx.bars, body, env.request_id))
             elif msg_type in self.catalogue.md.requests or msg_type in _QUOTES:
                 await self.send_error(
                     Code.BAD_REQUEST,
@@ -272,6 +275,7 @@ class SharedMdSession:
                 Code.BAD_REQUEST, f"at most {limit} subscribed instruments per session"
             )
         ids = list(dict.fromkeys(ids))
+        ids = _aliases.resolve_ids(ids, self.front_month)
         if len(self._replies) + len(ids) > self.max_replies:
             raise ProtocolError(
                 Code.QUEUE_FULL,

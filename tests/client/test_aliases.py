@@ -71,10 +71,13 @@ def test_the_front_month_rolls_with_the_trading_day() -> None:
         exchange.close()
 
 
-async def test_aliases_resolve_to_the_front_month(nursery: trio.Nursery, cfg: Config) -> None:
+@pytest.mark.parametrize("upstream", ["session", "shared"])
+async def test_aliases_resolve_to_the_front_month(
+    nursery: trio.Nursery, cfg: Config, upstream: str
+) -> None:
     # no market clock: the only ticks are the snapshots sent on subscription, so an aliased
     # subscription gets its first tick however it races with the answer naming the contract
-    cfg = replace(cfg, sim={"tick_interval_s": 0.0})
+    cfg = replace(cfg, sim={"tick_interval_s": 0.0}, md={"upstream": upstream})
     service: ServiceInfo = await nursery.start(run_service, cfg)
     exchange = get_exchange(cfg.sim.name)
     assert exchange is not None

@@ -153,6 +153,16 @@ async def test_edge_serves_md_from_the_feeder(cfg: Config, redis: Redis) -> None
             await md_login(b)
             await subscribe(b, wanted[:1], 2)
             await ticks_of(b, wanted[:1])
+            # the edge keeps bars of the ticks it serves (GetBars), as any md service does
+            await b.send({"MsgType": "GetBars", "InstrumentID": wanted[0], "RequestID": 3})
+            bars = (await b.expect("Bars"))["Bars"]
+            assert bars["InstrumentID"] == wanted[0] and bars["Bars"], bars
+            # an alias needs a backend to resolve it: an edge has none
+            await b.send(
+                {"MsgType": "SubscribeMarketData", "InstrumentID": ["rb.front"], "RequestID": 4}
+            )
+            bad = await b.expect(lambda f: f.get("RequestID") == 4)
+            assert bad["RspInfo"]["ErrorID"] == -400, bad
         # the edge's clients are gone: the demand is released up to the feeder's upstream
         await until(lambda: not upstream.subscribed["md"])
 
