@@ -22,7 +22,12 @@ from .test_md import instruments, md_login
 
 @pytest.fixture
 async def service(nursery: trio.Nursery, cfg: Config) -> ServiceInfo:
-    shared = replace(cfg, md={"upstream": "shared", "release_grace_s": 0.3})
+    # send_timeout_s: the conflation test's slow client reads nothing during a burst that can
+    # outlast the default 10 s on a loaded machine, and would be cut off (as it should: that
+    # is tested in test_hostile.py), which is not what this file tests
+    shared = replace(
+        cfg, md={"upstream": "shared", "release_grace_s": 0.3}, server={"send_timeout_s": 300.0}
+    )
     info: ServiceInfo = await nursery.start(run_service, shared)
     return info
 
