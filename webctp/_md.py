@@ -92,14 +92,8 @@ class MdSession(Session):
                     await trio.lowlevel.checkpoint()
 
     async def handle(self, text: str | bytes) -> None:
-        env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
-        if isinstance(env, envelope.BadEnvelope):
-            await self.send_error(
-                env.error.code,
-                request=env.msg_type,
-                request_id=env.request_id,
-                detail=env.error.detail,
-            )
+        env = await self.parse(text)
+        if env is None:
             return
         msg_type = env.msg_type
         try:

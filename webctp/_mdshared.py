@@ -29,7 +29,8 @@ import trio
 from . import _aliases, _bars
 from ._context import ServiceContext
 from ._fanout import Hub, Subscriber
-from ._session import FrameOut, State
+from ._frames import FrameOut, Frames
+from ._session import State
 from .protocol import codec, envelope
 from .protocol.catalogue import Catalogue, load
 from .protocol.codec import RspInfo
@@ -46,7 +47,7 @@ _QUOTES = ("SubscribeForQuoteRsp", "UnSubscribeForQuoteRsp")
 SendWire = Callable[[list[bytes], list[bytes]], Awaitable[bool]]
 
 
-class SharedMdSession:
+class SharedMdSession(Frames):
     kind = "md"
 
     def __init__(self, ctx: ServiceContext, out: FrameOut, hub: Hub, send_wire: SendWire) -> None:
@@ -79,25 +80,6 @@ class SharedMdSession:
             self.sink.overflowed.set()  # _connection closes it with 1011
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.out.send(codec.dumps(frame))
-
-    async def send_error(
-        self,
-        code: int,
-        *,
-        request: str | None,
-        request_id: int | None,
-        detail: str = "",
-        msg_type: str | None = None,
-    ) -> None:
-        self.ctx.metrics.errors[int(code)] += 1
-        await self.send(
-            error_message(
-                code, request=request, request_id=request_id, detail=detail, msg_type=msg_type
-            )
-        )
 
     def _state_frame(self, detail: str) -> str:
         return codec.dumps(
@@ -174,14 +156,8 @@ class SharedMdSession:
 
     # --- requests -------------------------------------------------------------------------
     async def handle(self, text: str | bytes) -> None:
-        env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
-        if isinstance(env, envelope.BadEnvelope):
-            await self.send_error(
-                env.error.code,
-                request=env.msg_type,
-                request_id=env.request_id,
-                detail=env.error.detail,
-            )
+        env = await self.parse(text)
+        if env is None:
             return
         msg_type = env.msg_type
         try:

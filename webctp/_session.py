@@ -21,26 +21,18 @@ import os
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from . import _aliases, _flow
 from ._bridge import Event, Sink, spi_class
 from ._context import ServiceContext
+from ._frames import FrameOut, Frames
 from .protocol import codec
 from .protocol.catalogue import Api, Catalogue
-from .protocol.errors import Code, disconnect_description, error_message
+from .protocol.errors import Code, disconnect_description
 from .protocol.validate import Assignments
-
-
-class FrameOut(Protocol):
-    """Where a session's frames go (``_connection.Outbox``; a memory channel in tests)."""
-
-    async def send(self, text: str, /) -> None: ...
-
-    def send_nowait(self, text: str, /) -> None: ...
-
 
 log = logging.getLogger("webctp.session")
 
@@ -92,7 +84,7 @@ class LoginFailed(Exception):
         self.detail = detail
 
 
-class Session:
+class Session(Frames):
     kind: Api = "td"
 
     def __init__(self, ctx: ServiceContext, out: FrameOut) -> None:
@@ -121,31 +113,6 @@ class Session:
         """ProductID → front-month contract, for aliases (None: the backend has none)."""
 
     # --- frames ---------------------------------------------------------------------------
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.out.send(codec.dumps(frame))
-
-    async def send_error(
-        self,
-        code: int,
-        *,
-        request: str | None,
-        request_id: int | None,
-        detail: str = "",
-        error_msg: str | None = None,
-        msg_type: str | None = None,
-    ) -> None:
-        self.ctx.metrics.errors[int(code)] += 1
-        await self.send(
-            error_message(
-                code,
-                request=request,
-                request_id=request_id,
-                detail=detail,
-                error_msg=error_msg,
-                msg_type=msg_type,
-            )
-        )
-
     def send_nowait_or_spawn(self, frame: dict[str, Any]) -> None:
         """Send from sync code (limiter callbacks): in order when there is room, else by a task."""
         text = codec.dumps(frame)

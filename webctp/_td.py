@@ -20,7 +20,7 @@ from ._session import (
     Session,
     State,
 )
-from .protocol import codec, envelope
+from .protocol import codec
 from .protocol.catalogue import FieldSpec, RequestSpec
 from .protocol.errors import Code, ProtocolError, error_message
 from .protocol.validate import Assignments, validate
@@ -71,14 +71,8 @@ class TdSession(Session):
 
     # --- client frames --------------------------------------------------------------------
     async def handle(self, text: str | bytes) -> None:
-        env = envelope.parse(text, max_bytes=self.cfg.server.max_message_bytes)
-        if isinstance(env, envelope.BadEnvelope):
-            await self.send_error(
-                env.error.code,
-                request=env.msg_type,
-                request_id=env.request_id,
-                detail=env.error.detail,
-            )
+        env = await self.parse(text)
+        if env is None:
             return
         spec = self.catalogue.td.requests.get(env.msg_type)
         if spec is None:
