@@ -924,6 +924,16 @@ class Engine(Settlement):
             if targets:
                 self.outbox.append(Job(targets, "OnRtnDepthMarketData", (st.tick(td, now),)))
 
+    def _post_tick(self, iid: str, st: MarketState) -> None:
+        """Stamp ``iid``'s market now and queue its tick for the md sessions that want it."""
+        targets = self.md_targets(iid)
+        now = self.clock()
+        st.stamp(now)
+        if targets:
+            self.outbox.append(
+                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
+            )
+
     def set_market(self, iid: str, price: float, bid: float | None, ask: float | None) -> None:
         st = self.touch(iid)
         self.book_market_fills(iid)
@@ -937,13 +947,7 @@ class Engine(Settlement):
             bid if bid is not None else st.last - tick,
             ask if ask is not None else st.last + tick,
         )
-        targets = self.md_targets(iid)
-        now = self.clock()
-        st.stamp(now)
-        if targets:
-            self.outbox.append(
-                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
-            )
+        self._post_tick(iid, st)
 
     # ================================================================ replay
 
@@ -1009,13 +1013,7 @@ class Engine(Settlement):
         reached = st.market_trade(price, volume)
         self.book_market_fills(iid)
         st.rebuild_book(self.rng, (self.settings.book_volume_min, self.settings.book_volume_max))
-        targets = self.md_targets(iid)
-        now = self.clock()
-        st.stamp(now)
-        if targets:
-            self.outbox.append(
-                Job(targets, "OnRtnDepthMarketData", (st.tick(self.trading_day, now),))
-            )
+        self._post_tick(iid, st)
         return reached
 
     def burst(
