@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import listening, service_command
 from webctp._bind_errors import advice
 from webctp.config import ConfigError, load_config, with_overrides
 
@@ -85,10 +86,7 @@ def start_service(tmp_path: Path, server: str = "", *args: str) -> subprocess.Po
     """``python -m webctp`` on free ports with the simulator, its files under ``tmp_path``."""
     cfg = write_config(tmp_path, server)
     return subprocess.Popen(
-        [
-            sys.executable,
-            *("-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0", *args),
-        ],
+        service_command(cfg, *args),
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -105,9 +103,8 @@ def test_sigterm_stops_within_5s(tmp_path: Path) -> None:
         while len(ports) < 2 and time.monotonic() < deadline:
             line = proc.stderr.readline()
             assert line, "service exited early"
-            if "event=listening" in line:
-                fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
-                ports[fields["service"]] = int(fields["port"])
+            if found := listening(line):
+                ports[found[0]] = found[1]
         assert set(ports) == {"http", "ws"}
         start = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)

@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
+
+from tests.processes import listening, service_command
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Locator, Request
@@ -49,7 +50,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-LISTENING = re.compile(r"event=listening service=(http|ws)\b.*?\bport=(\d+)")
 START_TIMEOUT_S = 30.0
 WAIT_MS = 20_000
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
@@ -94,17 +94,7 @@ class Service:
             encoding="utf-8",
         )
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webctp",
-                "--config",
-                str(config),
-                "--port",
-                str(http_port),
-                "--ws-port",
-                str(ws_port),
-            ],
+            service_command(config, port=http_port, ws_port=ws_port),
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -120,9 +110,8 @@ class Service:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.log_lines.append(line.rstrip("\n"))
-            m = LISTENING.search(line)
-            if m:
-                self.ports[m.group(1)] = int(m.group(2))
+            if found := listening(line):
+                self.ports[found[0]] = found[1]
                 if {"http", "ws"} <= self.ports.keys():
                     self._ready.set()
         self._ready.set()  # the process ended: stop waiting

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.processes import listening, service_command
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LOG_LINE = re.compile(
@@ -304,7 +306,7 @@ async def service_process(
 ) -> AsyncIterator[ServiceProcess]:
     """The service; ``cwd`` is its working directory, ``env`` added to its environment."""
     proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "webctp", "--config", str(config), "--port", "0", "--ws-port", "0"],
+        service_command(config),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=child_env(cache, **(env or {})),
@@ -317,7 +319,9 @@ async def service_process(
             nursery.start_soon(svc.read_stdout)
             for service in ("ws", "http"):
                 line = await svc.wait_for(f"event=listening service={service} ", within=30)
-                svc.ports[service] = int(re.search(r" port=(\d+)", line).group(1))  # type: ignore[union-attr]
+                found = listening(line)
+                assert found is not None, line
+                svc.ports[service] = found[1]
             yield svc
             await svc.stop()
             # the stream readers end at EOF, once the service and its output relay are gone

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import service_command
 from webctp.backend import _ctp
 from webctp.backend._ctp import LOCALE, BindingUnavailable, ensure_locale, has_locale
 
@@ -98,7 +99,7 @@ def _no_localedef_env(tmp_path: Path) -> dict[str, str]:
 def test_no_locale_and_no_localedef_gives_a_clear_message(tmp_path: Path) -> None:
     config = write_config(tmp_path, f"tcp://127.0.0.1:{unused_port()}", "tcp://127.0.0.1:1")
     result = subprocess.run(
-        [sys.executable, "-m", "webctp", "--config", str(config), "--port", "0", "--ws-port", "0"],
+        service_command(config),
         env=_no_localedef_env(tmp_path),
         cwd=ROOT,
         capture_output=True,

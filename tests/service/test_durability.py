@@ -20,6 +20,7 @@ from typing import Literal
 import pytest
 import trio
 
+from tests.processes import listening, service_command
 from webctp.client import CtpError, Order, TdClient, connect_td
 
 from .client import Frame, http_get
@@ -56,17 +57,7 @@ class Service:
             config.write_text(CONFIG)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "webctp",
-                "--config",
-                str(config),
-                "--port",
-                "0",
-                "--ws-port",
-                "0",
-            ],
+            service_command(config),
             cwd=workdir,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -84,9 +75,8 @@ class Service:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.lines.append(line)
-            if "event=listening" in line:
-                fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
-                self.ports[fields["service"]] = int(fields["port"])
+            if found := listening(line):
+                self.ports[found[0]] = found[1]
                 if len(self.ports) == 2:
                     self._ready.set()
         self._ready.set()  # exited

@@ -8,7 +8,6 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import trio
 
+from tests.processes import listening, service_command
 from webctp.client import connect_td
 
 from .client import connect, http_get
@@ -43,7 +43,7 @@ def cli_service(
 
     with log.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "webctp", "--config", str(cfg), "--port", "0", "--ws-port", "0"],
+            service_command(cfg),
             stdout=subprocess.DEVNULL,
             stderr=err,
             cwd=tmp_path,
@@ -57,9 +57,8 @@ def cli_service(
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             for line in log.read_text().splitlines():
-                if "event=listening" in line:
-                    fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
-                    ports[fields["service"]] = int(fields["port"])
+                if found := listening(line):
+                    ports[found[0]] = found[1]
             time.sleep(0.05)
         yield proc, ports, log
     finally:
