@@ -129,8 +129,11 @@ async def flood(args: argparse.Namespace, ctl: Control) -> None:
 
 # --- ticks -----------------------------------------------------------------------------------
 class TickStats:
-    def __init__(self, latency: bool) -> None:
+    def __init__(self, latency: bool, stamps: bool = False) -> None:
         self.latency = latency
+        self.stamps: list[float] | None = [] if stamps else None
+        """With ``--stamps``: each timed tick's stamp (its callback time in the service), so
+        that two clients' latencies can be paired tick by tick."""
         self.counting = False
         self.count = 0
         self.first = 0.0
@@ -148,6 +151,8 @@ class TickStats:
                 if self.latency:
                     ts = orjson.loads(raw)["DepthMarketData"]["CurrDelta"]
                     self.lat.append(t - ts)
+                    if self.stamps is not None:
+                        self.stamps.append(ts)
         if n:
             if not self.count:
                 self.first = t
@@ -157,7 +162,7 @@ class TickStats:
 
 
 async def ticks(args: argparse.Namespace, ctl: Control) -> None:
-    stats = TickStats(args.latency)
+    stats = TickStats(args.latency, args.stamps)
     instruments: list[str] = json.loads(args.instruments) if args.instruments else []
     conns: list[Conn] = []
     ready = trio.Event()
@@ -239,6 +244,8 @@ async def ticks(args: argparse.Namespace, ctl: Control) -> None:
     }
     if args.latency:
         out["latency"] = stats.lat
+    if stats.stamps is not None:
+        out["stamps"] = stats.stamps
     emit("result", **out)
 
 
@@ -373,6 +380,7 @@ async def main() -> None:
     parser.add_argument("--per-conn", type=int, default=20)
     parser.add_argument("--instruments", default="", help="JSON list")
     parser.add_argument("--latency", action="store_true")
+    parser.add_argument("--stamps", action="store_true", help="with --latency: each tick's stamp")
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--idle", type=float, default=0.5)
     parser.add_argument("--expect", type=int, default=0, help="ticks expected (0: unknown)")

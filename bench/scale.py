@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from ._proc import Child, cpu_seconds
+from ._proc import Child, cpu_seconds, summary_ms
 from .scenarios import Bench
 
 SHARED = {"md": {"upstream": "shared"}}
@@ -179,17 +179,65 @@ def feeder_and_edges(
 
 
 def bus_latency(bench: Bench) -> dict[str, Any]:
+    """Two clients at once, one on the feeder's own /md/ (the path without the bus), one on
+    the edge: the same ticks, at the same time, so that what the machine does meanwhile
+    weighs on both. Each tick carries its callback time; the ticks both clients got are
+    paired. Added latency: each percentile of the edge's latencies minus the same percentile
+    of the direct ones over those ticks, and the percentiles of the per-tick difference."""
     rate = 5000
+    seconds = bench.p.latency_seconds
     with feeder_and_edges(bench, 1) as (feeder, f_ready, [(_edge, e_ready)]):
         ids = bench.instruments(feeder, bench.p.burst_instruments)
-        direct = bench.latency_once(feeder, int(f_ready["ws_port"]), ids, rate)
-        bus = bench.latency_once(feeder, int(e_ready["ws_port"]), ids, rate)
-    added = {k: bus[k] - direct[k] for k in ("p50", "p99") if k in bus and k in direct}
+        args = ["--instruments", json.dumps(ids), "--per-conn", str(len(ids))]
+        args += ["--latency", "--stamps"]
+        clis = {
+            "direct": bench.client("ticks", int(f_ready["ws_port"]), *args),
+            "bus": bench.client("ticks", int(e_ready["ws_port"]), *args),
+        }
+        try:
+            for cli in clis.values():
+                cli.expect("ready", 60)
+            feeder.call("stamp", on=True)
+            for cli in clis.values():
+                cli.send(cmd="start")
+            paced = feeder.call(
+                "burst",
+                120 + seconds,
+                n=int(rate * seconds),
+                instruments=ids,
+                prepared=True,
+                rate=rate,
+            )
+            for cli in clis.values():
+                cli.send(cmd="finish")
+            res = {k: cli.expect("result", 120) for k, cli in clis.items()}
+            feeder.call("stamp", on=False)
+        finally:
+            for cli in clis.values():
+                cli.close()
+    got = {k: dict(zip(r["stamps"], r["latency"])) for k, r in res.items()}
+    both = [ts for ts in got["bus"] if ts in got["direct"]]
+    direct = summary_ms([got["direct"][ts] for ts in both])
+    bus = summary_ms([got["bus"][ts] for ts in both])
+    per_tick = summary_ms([got["bus"][ts] - got["direct"][ts] for ts in both])
+    added = {k: bus[k] - direct[k] for k in ("p50", "p99")}
+    out: dict[str, Any] = {
+        "rate": rate,
+        "produced": paced["ticks"],
+        "achieved_rate": paced["ticks"] / max(paced["seconds"], 1e-9),
+        "received": {k: len(v) for k, v in got.items()},
+        "paired": len(both),
+        "direct": direct,
+        "bus": bus,
+        "added": added,
+        "per_tick": per_tick,
+    }
     bench.say(
-        f"8c bus latency at {rate}/s: added p50 {added.get('p50', 0):.3f} ms, "
-        f"p99 {added.get('p99', 0):.3f} ms"
+        f"8c bus latency at {rate}/s ({len(both)} ticks seen by both clients): added p50 "
+        f"{added['p50']:.3f} ms, p99 {added['p99']:.3f} ms; per tick p50 "
+        f"{per_tick['p50']:.3f} ms, p99 {per_tick['p99']:.3f} ms"
     )
-    return {"rate": rate, "direct": direct, "bus": bus, "added": added}
+    return out
 
 
 _COUNTS = ("md_callbacks", "ticks_out", "ticks_conflated")

@@ -9,7 +9,8 @@ import trio.testing
 
 from webctp._bus import EdgeSource, Publisher, pack, unpack
 from webctp._context import ServiceContext
-from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, frame_header, tick_frame
+from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, tick_frame
+from webctp._wire import frame_header
 from webctp.config import Config
 from webctp.protocol import codec
 from webctp.protocol.codec import RspInfo

@@ -12,9 +12,10 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 
-from webctp._connection import _plain_server_frames, _text_frame, route
+from webctp._connection import route
 from webctp._flow import safe_name
 from webctp._metrics import Metrics
+from webctp._wire import plain_server_frames, text_frame
 from webctp.protocol import codec
 from webctp.protocol.catalogue import load
 
@@ -154,8 +155,8 @@ def _open_pair(
 def test_own_text_frames_equal_wsproto_and_decode(size: int) -> None:
     client, server = _open_pair()
     text = "é" * size if size < 200 else "x" * size  # 'é': two UTF-8 bytes
-    assert _plain_server_frames(server)
-    frame = _text_frame(text)
+    assert plain_server_frames(server)
+    frame = text_frame(text)
     assert frame == server.send(TextMessage(data=text))
     client.receive_data(frame)
     (event,) = list(client.events())
@@ -164,11 +165,11 @@ def test_own_text_frames_equal_wsproto_and_decode(size: int) -> None:
 
 def test_own_frames_only_where_wsproto_would_build_the_same() -> None:
     client, _ = _open_pair()
-    assert not _plain_server_frames(client)  # a client masks its frames
+    assert not plain_server_frames(client)  # a client masks its frames
     _, deflate_server = _open_pair([PerMessageDeflate()])
-    assert not _plain_server_frames(deflate_server)  # an extension rewrites the payload
-    assert not _plain_server_frames(object())
-    assert not _plain_server_frames(WSConnection(ConnectionType.SERVER))  # not open yet
+    assert not plain_server_frames(deflate_server)  # an extension rewrites the payload
+    assert not plain_server_frames(object())
+    assert not plain_server_frames(WSConnection(ConnectionType.SERVER))  # not open yet
 
 
 def test_flow_folders_private_and_pruned(tmp_path: Path) -> None:

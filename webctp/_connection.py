@@ -17,10 +17,8 @@ from functools import partial
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
-from wsproto.connection import ConnectionState
-from wsproto.events import TextMessage
-from wsproto.utilities import LocalProtocolError
 
+from . import _wire
 from ._context import ServiceContext
 from ._listener import Conn
 from ._md import MdSession
@@ -180,6 +178,8 @@ class Writer:
         self.ws = ws
         self.conn = conn
         self.timeout = send_timeout_s
+        self.fd = _wire.socket_fd(ws)
+        """The socket for ``_wire.write_now`` (-1: TLS, every write goes the usual way)."""
 
     async def _write(self, write: Callable[[], Awaitable[bool]]) -> bool:
         scope = trio.CancelScope(shield=True, deadline=trio.current_time() + self.timeout)
@@ -195,17 +195,41 @@ class Writer:
                 )
         return False  # the deadline passed (or the connection was aborted)
 
+    async def _write_now(self, data: bytes) -> bool | None:
+        """Frames written at once when the socket takes them whole (then one checkpoint, and
+        no deadline is needed); the rest of a partial write goes out under the stream lock,
+        taken before anything else can write, with the deadline. None: not possible now
+        (the caller goes the usual way)."""
+        n = _wire.write_now(self.ws, self.fd, data)
+        if n < 0:
+            return None
+        if n == len(data):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return True
+        self.ws._stream_lock.acquire_nowait()
+        return await self._write(partial(_wire.write_rest, self.ws, memoryview(data)[n:]))
+
     async def send_one(self, text: str) -> bool:
         """False once the connection is closed or aborted."""
-        return await self._write(partial(send_batch, self.ws, [text]))
+        return await self.send_many([text])
 
     async def send_many(self, texts: list[str]) -> bool:
-        return await self._write(partial(send_batch, self.ws, texts))
+        ws = self.ws
+        if self.fd >= 0 and len(texts) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+            sent = await self._write_now(b"".join([_wire.text_frame(t) for t in texts]))
+            if sent is not None:
+                return sent
+        return await self._write(partial(_wire.send_batch, ws, texts))
 
     async def send_wire(self, wires: list[bytes], texts: list[bytes]) -> bool:
         """Ready-made frames (``_fanout.TickFrame``: ``wires`` the frame bytes, ``texts``
         their JSON) in one socket write, with the deadline."""
-        return await self._write(partial(send_wire_batch, self.ws, wires, texts))
+        ws = self.ws
+        if self.fd >= 0 and len(wires) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+            sent = await self._write_now(b"".join(wires))
+            if sent is not None:
+                return sent
+        return await self._write(partial(_wire.send_wire_batch, ws, wires, texts))
 
 
 class Outbox:
@@ -252,7 +276,7 @@ async def _sender(out: Outbox, ctx: ServiceContext) -> None:
     metrics = ctx.metrics
     async for text in out.frames:
         batch = [text]
-        while len(batch) < BATCH_FRAMES:
+        while len(batch) < _wire.BATCH_FRAMES:
             try:
                 batch.append(out.frames.receive_nowait())
             except (trio.WouldBlock, trio.EndOfChannel):
@@ -266,102 +290,3 @@ async def _sender(out: Outbox, ctx: ServiceContext) -> None:
         if not sent:
             return
         metrics.frames_out += len(batch)
-
-
-BATCH_FRAMES = 256
-"""At most this many frames per socket write."""
-
-
-async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
-    """Write text frames with one socket write per ``BATCH_FRAMES``; False once closed.
-
-    Why: every socket write releases the GIL, and while CTP's callback thread wants it each
-    release can cost a GIL hand-off, so a write per tick is what caps a Python tick path. The
-    frames are framed by the connection's own wsproto object and written under its stream lock,
-    exactly as ``send_message`` does one at a time (trio-websocket internals, checked at run
-    time; without them it falls back to ``send_message``).
-    """
-    try:
-        if len(texts) == 1 or not _has_internals(ws):
-            for text in texts:
-                await ws.send_message(text)
-            return True
-        for start in range(0, len(texts), BATCH_FRAMES):
-            if ws._close_reason is not None:
-                return False
-            proto = ws._wsproto
-            chunk = texts[start : start + BATCH_FRAMES]
-            if _plain_server_frames(proto):
-                data = b"".join([_text_frame(t) for t in chunk])
-            else:
-                data = b"".join([proto.send(TextMessage(data=t)) for t in chunk])
-            if not await _write_raw(ws, data):
-                return False
-    except (ConnectionClosed, LocalProtocolError):
-        return False
-    return True
-
-
-async def send_wire_batch(ws: WebSocketConnection, wires: list[bytes], texts: list[bytes]) -> bool:
-    """Like ``send_batch`` for frames encoded once for every client (``_fanout``): their
-    bytes are written as they are when this connection's frames are plain (see
-    ``_plain_server_frames``), else each text goes through wsproto."""
-    if not _has_internals(ws) or not _plain_server_frames(ws._wsproto):
-        return await send_batch(ws, [t.decode("utf-8") for t in texts])
-    try:
-        for start in range(0, len(wires), BATCH_FRAMES):
-            if ws._close_reason is not None:
-                return False
-            data = b"".join(wires[start : start + BATCH_FRAMES])
-            if not await _write_raw(ws, data):
-                return False
-    except (ConnectionClosed, LocalProtocolError):
-        return False
-    return True
-
-
-async def _write_raw(ws: WebSocketConnection, data: bytes) -> bool:
-    """Write ready-made frames under the connection's stream lock, as trio-websocket's own
-    sends do; False (and the connection aborted) when the socket is gone."""
-    async with ws._stream_lock:
-        try:
-            await ws._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            await ws._abort_web_socket()
-            return False
-    return True
-
-
-def _plain_server_frames(proto: object) -> bool:
-    """Whether frames for this wsproto connection can be built by ``_text_frame``: an open
-    server-side connection (no masking), no extension (no permessage-deflate) and no
-    fragmented message in progress. wsproto would build the same bytes, ten times slower
-    (~6 µs a tick frame here, the largest single cost on the tick path); anything else
-    (another wsproto version, a negotiated extension) goes through wsproto."""
-    conn = getattr(proto, "connection", None)
-    frames = getattr(conn, "_proto", None)
-    return (
-        conn is not None
-        and getattr(conn, "state", None) is ConnectionState.OPEN
-        and getattr(conn, "client", True) is False
-        and getattr(frames, "extensions", None) == []
-        and hasattr(frames, "_outbound_opcode")
-        and getattr(frames, "_outbound_opcode", 0) is None
-    )
-
-
-def _text_frame(text: str) -> bytes:
-    """One unmasked, final text frame (RFC 6455 §5.2)."""
-    data = text.encode("utf-8")
-    n = len(data)
-    if n < 126:
-        return bytes((0x81, n)) + data
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big") + data
-    return b"\x81\x7f" + n.to_bytes(8, "big") + data
-
-
-def _has_internals(ws: WebSocketConnection) -> bool:
-    return all(
-        hasattr(ws, name) for name in ("_wsproto", "_stream", "_stream_lock", "_close_reason")
-    ) and hasattr(ws, "_abort_web_socket")

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 import trio
 
+from ._wire import frame_header
 from .protocol import codec
 from .protocol.codec import RspInfo, Values
 
@@ -39,15 +40,6 @@ class TickFrame(NamedTuple):
     """The frame's JSON (UTF-8): what goes over the bus."""
     wire: bytes
     """The complete WebSocket frame (header + text)."""
-
-
-def frame_header(n: int) -> bytes:
-    """The header of an unmasked, final text frame of ``n`` bytes (RFC 6455 §5.2)."""
-    if n < 126:
-        return bytes((0x81, n))
-    if n < 65536:
-        return b"\x81\x7e" + n.to_bytes(2, "big")
-    return b"\x81\x7f" + n.to_bytes(8, "big")
 
 
 def tick_frame(text: bytes) -> TickFrame:

@@ -79,6 +79,16 @@ class Upstream(MdSession):
         it, once per subscriber of its instrument (deliveries that did not happen)."""
         hub.source = self
         hub.pull = self.pump_once
+        import os
+
+        if os.environ.get("WEBCTP_DIRECT", "1") == "1":
+            self.sink.on_ticks = self._pump_now
+
+    def _pump_now(self) -> None:
+        try:
+            self.pump_once()
+        except Exception:
+            log.exception("event=pump_failed")
 
     # --- Source ---------------------------------------------------------------------------
     def want(self, instruments: list[str]) -> None:
@@ -158,7 +168,6 @@ class Upstream(MdSession):
             log.info("event=resubscribed session=%d instruments=%d", self.id, len(ids))
 
     async def start_tasks(self, nursery: trio.Nursery) -> None:
-        nursery.start_soon(self.pump_ticks)
         nursery.start_soon(self.apply_changes)
         nursery.start_soon(self.keep_logged_in)
 
@@ -191,13 +200,14 @@ class Upstream(MdSession):
                 self.login_row = self.login_info
             await self.hub.link_changed.wait()
 
-    async def pump_ticks(self) -> None:
-        """Encode each tick once and hand it to the hub (and the bus), woken by the bridge.
-        Client senders also pull ticks through here between their writes (``Hub.pull``)."""
-        while True:
-            await self.sink.ticks_ready.wait()
-            while self.pump_once():
-                await trio.lowlevel.checkpoint()
+    def pump_now(self) -> None:
+        """The bridge's wake-up (``Sink.on_ticks``, run by ``run_sync_soon``): the ticks go
+        to the hub at once. Must not raise: a failure is logged and those ticks are lost
+        (counted nowhere else), the next ones come through."""
+        try:
+            self.pump_once()
+        except Exception:  # a run_sync_soon callback must not raise
+            log.exception("event=tick_pump_failed")
 
     def pump_once(self) -> bool:
         """Take the ticks the bridge holds now, encode each once, hand them to the hub and
@@ -207,10 +217,8 @@ class Upstream(MdSession):
         where the callback thread can take the GIL) between the bridge and the write."""
         sink = self.sink
         if not sink.has_ticks():
-            return False  # nothing taken: ``ticks_ready`` stays the event the pump waits on
-        waited = sink.ticks_ready
-        ticks = sink.take_ticks()  # a new ``ticks_ready`` ...
-        waited.set()  # ... so the pump task, if it waits on the old one, wakes and re-reads it
+            return False
+        ticks = sink.take_ticks()
         hub = self.hub
         tap = self.tap
         wanted = self.subscribed["md"]

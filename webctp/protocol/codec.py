@@ -115,7 +115,7 @@ class StructCodec:
         return tuple(n for n in self.names if not hasattr(cls, n))
 
     def to_dict(self, values: Values) -> dict[str, Any]:
-        if self._dbl_fields:
+        if self._dbl_fields and DBL_MAX in values:
             fixed = list(values)
             for i in self._dbl_fields:
                 if fixed[i] == DBL_MAX:
