@@ -4,6 +4,7 @@ encode-once frames."""
 from __future__ import annotations
 
 import orjson
+import pytest
 import trio
 import trio.testing
 
@@ -166,3 +167,21 @@ def test_publisher_numbers_every_tick_the_upstream_saw() -> None:
     pub.offer("x", frame, skipped=2)  # two replaced in the feeder's bridge
     assert pub.pending["x"][1] == 4
     assert pub.ticks_conflated == 1  # the first one, replaced here before publication
+
+
+def test_the_upstream_pump_run_by_the_bridge_wake_up_never_raises(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``Upstream.pump_now`` runs as a ``run_sync_soon`` callback (``Sink.on_ticks``): a
+    failure is logged, never raised into Trio's wake-up machinery."""
+    from webctp._upstream import Upstream
+
+    upstream = Upstream.__new__(Upstream)
+
+    def broken() -> bool:
+        raise ValueError("a bad tick")
+
+    upstream.pump_once = broken  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="webctp.upstream"):
+        upstream.pump_now()
+    assert "event=tick_pump_failed" in caplog.text

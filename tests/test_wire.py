@@ -26,7 +26,7 @@ from .service.raw import Raw
 @asynccontextmanager
 async def _pair(sndbuf: int = 0) -> AsyncIterator[tuple[WebSocketConnection, Writer, Raw]]:
     """A server-side connection with its ``Writer`` and a client connected to it."""
-    accepted: trio.MemoryObjectSendChannel[tuple[WebSocketConnection, Writer]]
+    accepted: trio.abc.SendChannel[tuple[WebSocketConnection, Writer]]
     accepted, take = trio.open_memory_channel(1)
 
     async def handler(request: Any) -> None:

@@ -79,16 +79,7 @@ class Upstream(MdSession):
         it, once per subscriber of its instrument (deliveries that did not happen)."""
         hub.source = self
         hub.pull = self.pump_once
-        import os
-
-        if os.environ.get("WEBCTP_DIRECT", "1") == "1":
-            self.sink.on_ticks = self._pump_now
-
-    def _pump_now(self) -> None:
-        try:
-            self.pump_once()
-        except Exception:
-            log.exception("event=pump_failed")
+        self.sink.on_ticks = self.pump_now
 
     # --- Source ---------------------------------------------------------------------------
     def want(self, instruments: list[str]) -> None:
