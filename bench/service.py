@@ -14,8 +14,8 @@ without touching ``webctp/``:
   simulator's own time (call -> first OnRtnOrder) can be subtracted from the round trip.
 
 Experiment knobs (environment, off by default, not used by ``python -m bench``; to pin the
-service to CPUs use its own ``server.cpu_affinity``): ``BENCH_SWITCH_INTERVAL`` sets the GIL
-switch interval (seconds), ``BENCH_GC_TRACE=1`` reports garbage-collection pauses in ``stats``,
+service to CPUs use its own ``server.cpu_affinity``, and ``server.switch_interval_ms`` for the
+GIL switch interval): ``BENCH_GC_TRACE=1`` reports garbage-collection pauses in ``stats``,
 ``BENCH_CPROFILE=path`` profiles the Trio thread with cProfile.
 """
 
@@ -27,7 +27,6 @@ import gc
 import inspect
 import os
 import re
-import sys
 import threading
 import time
 from functools import partial
@@ -332,9 +331,6 @@ def main() -> None:
     from webctp.config import load_config
 
     cfg = load_config(args.config)
-    switch = os.environ.get("BENCH_SWITCH_INTERVAL")
-    if switch:  # experiment knob: the interpreter's GIL switch interval, in seconds
-        sys.setswitchinterval(float(switch))
     _log.setup(cfg.log.level)
     hooks = Hooks(stamp=args.stamp)
     hooks.install()

@@ -50,6 +50,8 @@ def test_repo_config_loads() -> None:
         ("[ctp]\nbackend = 'ctp'\n", "CTP fronts look like tcp://"),
         ("[server]\ncpu_affinity = [100000]\n", "cpu_affinity: CPU 100000 is not available"),
         ("[server]\ncpu_affinity = ['0']\n", "server.cpu_affinity[0]: expected an integer"),
+        ("[server]\nswitch_interval_ms = 0.001\n", "switch_interval_ms: 0, or from 0.01 to 100"),
+        ("[server]\nswitch_interval_ms = 500\n", "switch_interval_ms: 0, or from 0.01 to 100"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:

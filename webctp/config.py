@@ -68,6 +68,12 @@ class ServerConfig:
     """CPUs the whole service runs on (Linux); empty: wherever the system schedules it. One
     CPU trades tick throughput under a flood for lower order and tick latency (see
     docs/benchmarks.md)."""
+    switch_interval_ms: float = 0.5
+    """The interpreter's GIL switch interval (``sys.setswitchinterval``), set at start-up:
+    the longest a thread waiting for the GIL (Trio's, or CTP's callback thread) waits before
+    the one holding it must let go. Python's own 5 ms let CTP's callback thread and the event
+    loop keep each other waiting that long under a tick flood (docs/benchmarks.md, item 8b);
+    0 leaves the interpreter's setting as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +291,8 @@ def _check(cfg: Config) -> None:
                 f"{where}: server.cpu_affinity: CPU {missing[0]} is not available "
                 f"(this process may use {usable})"
             )
+    if cfg.server.switch_interval_ms and not 0.01 <= cfg.server.switch_interval_ms <= 100:
+        raise ConfigError(f"{where}: server.switch_interval_ms: 0, or from 0.01 to 100")
     if cfg.server.send_queue < 1 or cfg.server.max_message_bytes < 256:
         raise ConfigError(f"{where}: server: send_queue >= 1 and max_message_bytes >= 256")
     if cfg.md.release_grace_s < 0:

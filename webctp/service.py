@@ -11,6 +11,7 @@ import gc
 import logging
 import sqlite3
 import ssl
+import sys
 from dataclasses import dataclass
 from functools import partial
 from types import ModuleType
@@ -145,6 +146,8 @@ async def run_service(
     cfg: Config, *, task_status: trio.TaskStatus[ServiceInfo] = trio.TASK_STATUS_IGNORED
 ) -> None:
     _affinity.pin(cfg.server.cpu_affinity)  # first: every thread started below inherits it
+    if cfg.server.switch_interval_ms:
+        sys.setswitchinterval(cfg.server.switch_interval_ms / 1000)
     edge = cfg.server.mode == "md-edge"
     backend = NO_BACKEND if edge else load_backend(cfg.ctp)
     ctx = ServiceContext(cfg, backend)
