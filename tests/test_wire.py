@@ -60,7 +60,7 @@ async def _messages(client: Raw, n: int) -> list[str]:
 
 async def test_frames_written_at_once_arrive() -> None:
     async with _pair() as (ws, writer, client):
-        assert writer.fd >= 0  # plain TCP: the synchronous write is used
+        assert writer.sock is not None  # plain TCP: the synchronous write is used
         frames = [tick_frame(f'{{"n":{i}}}'.encode()) for i in range(50)]
         assert await writer.send_wire([f.wire for f in frames], [f.text for f in frames])
         assert await writer.send_many(["a", "b"])
@@ -106,7 +106,33 @@ async def test_a_client_that_stops_reading_is_aborted_after_the_deadline() -> No
         assert not ws._stream_lock.locked()
 
 
+async def test_no_synchronous_write_once_the_socket_is_closed() -> None:
+    """The descriptor is read at each write: once the connection's socket is closed (its
+    number may already belong to another client's socket), nothing is written to it and
+    the write reports the connection gone."""
+    async with _pair() as (ws, writer, _client):
+        sock = writer.sock
+        assert sock is not None
+        number = sock.fileno()
+        await ws._stream.aclose()
+        assert sock.fileno() == -1
+        # the lowest free descriptor goes to the next socket opened: most likely this one
+        other, peer = socket.socketpair()
+        with other, peer:
+            peer.setblocking(False)
+            assert _wire.write_now(ws, sock, b"x") == -1
+            assert not await writer.send_one("after the close")
+            got = b""
+            for end in (other, peer):
+                end.setblocking(False)
+                try:
+                    got += end.recv(100)
+                except BlockingIOError:
+                    pass
+            assert got == b"", (number, other.fileno(), peer.fileno())
+
+
 @pytest.mark.parametrize("stream", [object(), None])
 def test_no_synchronous_write_without_a_plain_tcp_stream(stream: object) -> None:
     """TLS streams (and anything but trio's SocketStream) take every write the usual way."""
-    assert _wire.socket_fd(SimpleNamespace(_stream=stream)) == -1  # type: ignore[arg-type]
+    assert _wire.tcp_socket(SimpleNamespace(_stream=stream)) is None  # type: ignore[arg-type]

@@ -178,8 +178,8 @@ class Writer:
         self.ws = ws
         self.conn = conn
         self.timeout = send_timeout_s
-        self.fd = _wire.socket_fd(ws)
-        """The socket for ``_wire.write_now`` (-1: TLS, every write goes the usual way)."""
+        self.sock = _wire.tcp_socket(ws)
+        """The socket for ``_wire.write_now`` (None: TLS, every write goes the usual way)."""
 
     async def _write(self, write: Callable[[], Awaitable[bool]]) -> bool:
         scope = trio.CancelScope(shield=True, deadline=trio.current_time() + self.timeout)
@@ -195,12 +195,12 @@ class Writer:
                 )
         return False  # the deadline passed (or the connection was aborted)
 
-    async def _write_now(self, data: bytes) -> bool | None:
+    async def _write_now(self, sock: trio.socket.SocketType, data: bytes) -> bool | None:
         """Frames written at once when the socket takes them whole (then one checkpoint, and
         no deadline is needed); the rest of a partial write goes out under the stream lock,
         taken before anything else can write, with the deadline. None: not possible now
         (the caller goes the usual way)."""
-        n = _wire.write_now(self.ws, self.fd, data)
+        n = _wire.write_now(self.ws, sock, data)
         if n < 0:
             return None
         if n == len(data):
@@ -215,8 +215,9 @@ class Writer:
 
     async def send_many(self, texts: list[str]) -> bool:
         ws = self.ws
-        if self.fd >= 0 and len(texts) <= _wire.BATCH_FRAMES and _wire.plain(ws):
-            sent = await self._write_now(b"".join([_wire.text_frame(t) for t in texts]))
+        sock = self.sock
+        if sock is not None and len(texts) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+            sent = await self._write_now(sock, b"".join([_wire.text_frame(t) for t in texts]))
             if sent is not None:
                 return sent
         return await self._write(partial(_wire.send_batch, ws, texts))
@@ -225,8 +226,9 @@ class Writer:
         """Ready-made frames (``_fanout.TickFrame``: ``wires`` the frame bytes, ``texts``
         their JSON) in one socket write, with the deadline."""
         ws = self.ws
-        if self.fd >= 0 and len(wires) <= _wire.BATCH_FRAMES and _wire.plain(ws):
-            sent = await self._write_now(b"".join(wires))
+        sock = self.sock
+        if sock is not None and len(wires) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+            sent = await self._write_now(sock, b"".join(wires))
             if sent is not None:
                 return sent
         return await self._write(partial(_wire.send_wire_batch, ws, wires, texts))

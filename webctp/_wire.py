@@ -76,19 +76,24 @@ def plain(ws: WebSocketConnection) -> bool:
     return has_internals(ws) and ws._close_reason is None and plain_server_frames(ws._wsproto)
 
 
-def socket_fd(ws: WebSocketConnection) -> int:
-    """The connection's socket when it is a plain TCP stream (no TLS), else -1."""
+def tcp_socket(ws: WebSocketConnection) -> trio.socket.SocketType | None:
+    """The connection's socket when it is a plain TCP stream (no TLS), else None."""
     stream = getattr(ws, "_stream", None)
     if type(stream) is not trio.SocketStream:
-        return -1
-    return stream.socket.fileno()
+        return None
+    return stream.socket
 
 
-def write_now(ws: WebSocketConnection, fd: int, data: bytes) -> int:
+def write_now(ws: WebSocketConnection, sock: trio.socket.SocketType, data: bytes) -> int:
     """Write ready-made frames without waiting: the number of bytes the socket took (0 when
-    its buffer is full), or -1 when this write must go the usual way (TLS, another task
-    holds the stream lock, the socket failed: the usual way reports it). Only from a task,
-    and the caller writes any rest before anything else runs (``Writer``)."""
+    its buffer is full), or -1 when this write must go the usual way (another task holds
+    the stream lock, the socket is closed or failed: the usual way reports it). Only from a
+    task, and the caller writes any rest before anything else runs (``Writer``).
+
+    The descriptor is read from the socket at each write, never kept: once the socket is
+    closed it reads -1, where a number kept from before could by then name another
+    client's socket."""
+    fd = sock.fileno()
     if fd < 0 or ws._stream_lock.locked():
         return -1
     try:
