@@ -185,3 +185,27 @@ def test_the_upstream_pump_run_by_the_bridge_wake_up_never_raises(
     with caplog.at_level("ERROR", logger="webctp.upstream"):
         upstream.pump_now()
     assert "event=tick_pump_failed" in caplog.text
+
+
+async def test_the_bridge_wake_up_runs_the_tick_hook_until_the_sink_closes() -> None:
+    """``Sink.on_ticks`` (the shared upstream's pump) runs on the Trio thread from the CTP
+    thread's wake-up, in place of the ``ticks_ready`` event; not once the sink is closed."""
+    from webctp._bridge import Sink
+
+    sink = Sink(limit_bytes=1 << 20)
+    taken: list[list[str]] = []
+    woken = trio.Event()
+
+    def on_ticks() -> None:
+        taken.append(sorted(sink.take_ticks()))
+        woken.set()
+
+    sink.on_ticks = on_ticks
+    await trio.to_thread.run_sync(sink.post_tick, "a", (1,))
+    with trio.fail_after(5):
+        await woken.wait()
+    assert taken == [["a"]] and not sink.ticks_ready.is_set()
+    sink.close()
+    await trio.to_thread.run_sync(sink.post_tick, "b", (2,))
+    await trio.testing.wait_all_tasks_blocked()
+    assert taken == [["a"]]

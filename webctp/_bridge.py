@@ -121,12 +121,10 @@ class Sink:
 
     def _wake_ticks(self) -> None:
         hook = self.on_ticks
-        if hook is not None:
+        if hook is None:
+            self.ticks_ready.set()
+        elif not self.closed:
             hook()
-            return
-        self.ticks_ready.set()
-
-    on_ticks: Callable[[], object] | None = None
 
     # --- Trio side ------------------------------------------------------------------------
     async def events(self) -> AsyncIterator[Event]:
