@@ -185,7 +185,6 @@ def bus_latency(bench: Bench) -> dict[str, Any]:
     paired. Added latency: each percentile of the edge's latencies minus the same percentile
     of the direct ones over those ticks, and the percentiles of the per-tick difference."""
     rate = 5000
-    seconds = bench.p.latency_seconds
     with feeder_and_edges(bench, 1) as (feeder, f_ready, [(_edge, e_ready)]):
         ids = bench.instruments(feeder, bench.p.burst_instruments)
         args = ["--instruments", json.dumps(ids), "--per-conn", str(len(ids))]
@@ -200,14 +199,7 @@ def bus_latency(bench: Bench) -> dict[str, Any]:
             feeder.call("stamp", on=True)
             for cli in clis.values():
                 cli.send(cmd="start")
-            paced = feeder.call(
-                "burst",
-                120 + seconds,
-                n=int(rate * seconds),
-                instruments=ids,
-                prepared=True,
-                rate=rate,
-            )
+            paced = bench.paced_burst(feeder, ids, rate)
             for cli in clis.values():
                 cli.send(cmd="finish")
             res = {k: cli.expect("result", 120) for k, cli in clis.items()}

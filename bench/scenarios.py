@@ -289,14 +289,7 @@ class Bench:
             if feed == "replay":
                 paced = svc.call("replay", 120 + self.p.latency_seconds, n=n, rate=rate)
             elif feed == "prepared":
-                paced = svc.call(
-                    "burst",
-                    120 + self.p.latency_seconds,
-                    n=n,
-                    instruments=ids,
-                    prepared=True,
-                    rate=rate,
-                )
+                paced = self.paced_burst(svc, ids, rate)
             else:
                 paced = svc.call(
                     "pace",
@@ -324,6 +317,19 @@ class Bench:
         )
         self.say(f"latency at {rate}/s ({feed}): p50 {out['p50']:.3f} ms p99 {out['p99']:.3f} ms")
         return out
+
+    def paced_burst(self, svc: Child, ids: list[str], rate: int) -> dict[str, Any]:
+        """The simulator's ticks, built first, then emitted by its callback thread at
+        ``rate``/s for ``latency_seconds`` (the feed of the latency items)."""
+        seconds = self.p.latency_seconds
+        return svc.call(
+            "burst",
+            120 + seconds,
+            n=int(rate * seconds),
+            instruments=ids,
+            prepared=True,
+            rate=rate,
+        )
 
     def latency_bare(self, rate: int) -> dict[str, Any]:
         seconds = self.p.latency_seconds

@@ -213,25 +213,28 @@ class Writer:
         """False once the connection is closed or aborted."""
         return await self.send_many([text])
 
-    async def send_many(self, texts: list[str]) -> bool:
-        ws = self.ws
+    def _now(self, frames: int) -> trio.socket.SocketType | None:
+        """The socket when ``frames`` frames can be tried with ``_write_now``."""
         sock = self.sock
-        if sock is not None and len(texts) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+        if sock is not None and frames <= _wire.BATCH_FRAMES and _wire.plain(self.ws):
+            return sock
+        return None
+
+    async def send_many(self, texts: list[str]) -> bool:
+        if (sock := self._now(len(texts))) is not None:
             sent = await self._write_now(sock, b"".join([_wire.text_frame(t) for t in texts]))
             if sent is not None:
                 return sent
-        return await self._write(partial(_wire.send_batch, ws, texts))
+        return await self._write(partial(_wire.send_batch, self.ws, texts))
 
     async def send_wire(self, wires: list[bytes], texts: list[bytes]) -> bool:
         """Ready-made frames (``_fanout.TickFrame``: ``wires`` the frame bytes, ``texts``
         their JSON) in one socket write, with the deadline."""
-        ws = self.ws
-        sock = self.sock
-        if sock is not None and len(wires) <= _wire.BATCH_FRAMES and _wire.plain(ws):
+        if (sock := self._now(len(wires))) is not None:
             sent = await self._write_now(sock, b"".join(wires))
             if sent is not None:
                 return sent
-        return await self._write(partial(_wire.send_wire_batch, ws, wires, texts))
+        return await self._write(partial(_wire.send_wire_batch, self.ws, wires, texts))
 
 
 class Outbox:

@@ -71,17 +71,19 @@ def plain_server_frames(proto: object) -> bool:
     )
 
 
-def plain(ws: WebSocketConnection) -> bool:
-    """Whether this connection's frames can be written as ready-made bytes now."""
-    return has_internals(ws) and ws._close_reason is None and plain_server_frames(ws._wsproto)
-
-
 def tcp_socket(ws: WebSocketConnection) -> trio.socket.SocketType | None:
-    """The connection's socket when it is a plain TCP stream (no TLS), else None."""
+    """The connection's socket for ``write_now``: None unless it is a plain TCP stream (no
+    TLS) and the trio-websocket internals the writes rely on are there (checked once)."""
     stream = getattr(ws, "_stream", None)
-    if type(stream) is not trio.SocketStream:
+    if type(stream) is not trio.SocketStream or not has_internals(ws):
         return None
     return stream.socket
+
+
+def plain(ws: WebSocketConnection) -> bool:
+    """Whether frames of a connection ``tcp_socket`` accepted can be written as ready-made
+    bytes now (it is open, and its frames are plain)."""
+    return ws._close_reason is None and plain_server_frames(ws._wsproto)
 
 
 def write_now(ws: WebSocketConnection, sock: trio.socket.SocketType, data: bytes) -> int:
@@ -109,13 +111,9 @@ async def write_rest(ws: WebSocketConnection, rest: memoryview) -> bool:
     before anything else could write); False (the connection aborted) when the socket is
     gone."""
     try:
-        await ws._stream.send_all(rest)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        await ws._abort_web_socket()
-        return False
+        return await _send_all(ws, rest)
     finally:
         ws._stream_lock.release()
-    return True
 
 
 async def send_batch(ws: WebSocketConnection, texts: list[str]) -> bool:
@@ -163,9 +161,15 @@ async def write_locked(ws: WebSocketConnection, data: bytes) -> bool:
     """Write ready-made frames under the connection's stream lock, as trio-websocket's own
     sends do; False (and the connection aborted) when the socket is gone."""
     async with ws._stream_lock:
-        try:
-            await ws._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            await ws._abort_web_socket()
-            return False
+        return await _send_all(ws, data)
+
+
+async def _send_all(ws: WebSocketConnection, data: bytes | memoryview) -> bool:
+    """The write itself, with the stream lock held; False (and the connection aborted)
+    when the socket is gone."""
+    try:
+        await ws._stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        await ws._abort_web_socket()
+        return False
     return True
