@@ -8,7 +8,15 @@ import pytest
 import trio
 import trio.testing
 
-from webctp._bus import EdgeSource, Publisher, pack, unpack
+from webctp._bus import (
+    IN_FLIGHT_LAPS,
+    EdgeSource,
+    InFlight,
+    Publisher,
+    pack,
+    publish_commands,
+    unpack,
+)
 from webctp._context import ServiceContext
 from webctp._fanout import Hub, Subscriber, TickFrame, encode_tick, tick_frame
 from webctp._wire import frame_header
@@ -209,3 +217,44 @@ async def test_the_bridge_wake_up_runs_the_tick_hook_until_the_sink_closes() -> 
     await trio.to_thread.run_sync(sink.post_tick, "b", (2,))
     await trio.testing.wait_all_tasks_blocked()
     assert taken == [["a"]]
+
+
+def test_publish_commands_route_each_edge_its_batch() -> None:
+    a, b = tick_frame(b'{"a":1}'), tick_frame(b'{"b":2}')
+    frames = {"rb2601": (a, 7), "cu2601": (b, 3)}
+    routes = {"e1": {"rb2601"}, "e2": {"rb2601", "cu2601"}, "e3": {"ag2601"}}
+    commands = publish_commands("P", routes, frames)
+    assert commands == [
+        ("PUBLISH", "P:edge:e1", pack("rb2601", a.text, 7)),
+        ("PUBLISH", "P:edge:e2", pack("rb2601", a.text, 7) + pack("cu2601", b.text, 3)),
+        ("HSET", "P:last", "rb2601", a.text, "cu2601", b.text),
+    ]  # nothing for e3: none of its instruments ticked
+
+
+async def test_publisher_window_bounds_unanswered_laps(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    window = InFlight()
+    for _ in range(IN_FLIGHT_LAPS):
+        window.sent(2)
+    got_room = trio.Event()
+
+    async def wait_for_room() -> None:
+        await window.room()
+        got_room.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait_for_room)
+        await trio.testing.wait_all_tasks_blocked()
+        window.answered(1)  # half of the first lap: still full
+        await trio.testing.wait_all_tasks_blocked()
+        assert not got_room.is_set() and len(window.laps) == IN_FLIGHT_LAPS
+        window.answered(1)  # the first lap fully answered: room for one
+        await trio.testing.wait_all_tasks_blocked()
+        assert got_room.is_set()
+    assert window.commands == 2 * IN_FLIGHT_LAPS - 2
+    window.answered(window.commands)
+    assert not window.laps and not window.commands
+    with trio.move_on_after(60):  # nothing unanswered: the reader waits for a send
+        await window.awaiting()
+        raise AssertionError("awaiting returned with nothing sent")

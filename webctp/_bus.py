@@ -1,6 +1,9 @@
 """The md bus over Redis: feeders publish encoded ticks, edges serve /md/ from them.
 
-Needs the ``bus`` extra (coredis, a maintained asyncio/Trio Redis client built on anyio).
+Needs the ``bus`` extra: coredis (a maintained asyncio/Trio Redis client built on anyio) for
+demand, heartbeats and state, and hiredis for the two hot paths, the feeder's publishing and
+the edge's reading of its channel, each on a connection of its own (``_resp``: a tick's trip
+through coredis cost more than the rest of the bus, docs/benchmarks.md 8c).
 What Redis holds (``P`` is ``[bus] prefix``; nothing needs persistence, everything is rebuilt
 within a heartbeat after a Redis restart):
 
@@ -19,14 +22,16 @@ within a heartbeat after a Redis restart):
 The feeder subscribes upstream the union of every edge's demand (through its hub, with the
 usual grace period before releasing), and keeps it while Redis is unreachable. An edge keeps
 its clients' subscriptions while the bus is lost and tells them (``SessionState``
-disconnected); coredis's pub/sub connection re-subscribes its channel by itself when Redis is
-back, and the next heartbeat rewrites the demand.
+disconnected); its reader subscribes its channel again when Redis is back, and the next
+heartbeat rewrites the demand.
 
 Queues: the feeder's publisher holds the latest frame per instrument (conflated, counted),
-written by one pipeline per lap. coredis reads pub/sub messages into an unbounded buffer of
-its own; the edge takes everything waiting there at each lap and keeps only the latest tick
-per instrument, so a backlog costs one cheap pass, and the buffer only grows while the edge's
-event loop gets no turn at all.
+written as one batch of commands per lap without waiting for Redis's answers, at most
+``IN_FLIGHT_LAPS`` laps unanswered (then it waits, and ticks conflate meanwhile). An edge
+reads whatever its connection has at each lap and keeps only the latest tick per instrument,
+so a backlog costs one cheap pass; the backlog itself waits in Redis's output buffer for that
+connection, which Redis bounds (``client-output-buffer-limit pubsub``): past it Redis drops
+the connection, the edge subscribes again and counts the ticks it missed (below).
 
 Accounting: every tick the feeder's upstream received has a sequence number per instrument
 (ticks replaced in the feeder, in its bridge or its publisher, still take one). An edge that
@@ -44,7 +49,8 @@ import struct
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -57,6 +63,7 @@ from coredis.exceptions import RedisError
 from ._bars import exchange_now
 from ._context import ServiceContext
 from ._fanout import Conflation, Hub, Subscriber, TickFrame, tick_frame
+from ._resp import RespConnection
 from .protocol.errors import Code
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -82,10 +89,19 @@ def _client(ctx: ServiceContext) -> coredis.Redis[bytes]:
     bus = ctx.cfg.bus
     return coredis.Redis.from_url(
         bus.url,
+        decode_components=True,  # user and password percent-decoded, as ``_busurl`` does
         stream_timeout=bus.timeout_s,
         connect_timeout=bus.timeout_s,
         decode_responses=False,
     )
+
+
+def _fresh_connections(client: coredis.Redis[bytes], exc: BaseException) -> None:
+    """After a command got no answer in time, the next ones go on new connections: coredis
+    keeps using a connection whose answers stopped coming (a path to Redis that went silent
+    without a reset), and every later command would time out on it too."""
+    if isinstance(exc, (trio.TooSlowError, TimeoutError)):
+        client.connection_pool.disconnect()
 
 
 @asynccontextmanager
@@ -134,6 +150,62 @@ class Publisher:
         self.ready.set()
 
 
+IN_FLIGHT_LAPS = 32
+"""Laps the feeder has written to Redis without their answers yet. Past it the publisher waits
+(the ticks meanwhile conflate in ``Publisher.pending``, counted, as while Redis is down);
+an answer overdue by ``timeout_s`` drops the connection."""
+
+
+class InFlight:
+    """The feeder's unanswered commands, bounded in laps (``IN_FLIGHT_LAPS``)."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.laps: deque[int] = deque()
+        self._changed = trio.Event()
+
+    def sent(self, commands: int) -> None:
+        self.laps.append(commands)
+        self.commands += commands
+        self._changed.set()
+
+    def answered(self, n: int) -> None:
+        self.commands -= n
+        while self.laps and n >= self.laps[0]:
+            n -= self.laps.popleft()
+        if self.laps:
+            self.laps[0] -= n
+        self._changed.set()
+
+    async def _wait(self) -> None:
+        self._changed = trio.Event()
+        await self._changed.wait()
+
+    async def room(self) -> None:
+        while len(self.laps) >= IN_FLIGHT_LAPS:
+            await self._wait()
+
+    async def awaiting(self) -> None:
+        while not self.commands:
+            await self._wait()
+
+
+def publish_commands(
+    prefix: str, routes: dict[str, set[str]], frames: dict[str, tuple[TickFrame, int]]
+) -> list[tuple[bytes | str, ...]]:
+    """One lap of the feeder: a ``PUBLISH`` per edge of the ticks it wants (one batch), and
+    the latest ticks into ``P:last``."""
+    packed = {i: pack(i, f.text, seq) for i, (f, seq) in frames.items()}
+    commands: list[tuple[bytes | str, ...]] = []
+    for edge, wanted in routes.items():
+        batch = [data for i, data in packed.items() if i in wanted]
+        if batch:
+            commands.append(("PUBLISH", f"{prefix}:edge:{edge}", b"".join(batch)))
+    latest = [x for i, (f, _) in frames.items() for x in (i, f.text)]
+    commands.append(("HSET", f"{prefix}:last", *latest))
+    return commands
+
+
 async def run_feeder(
     ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatus[Publisher]
 ) -> None:
@@ -157,25 +229,56 @@ async def run_feeder(
             else:
                 log.warning("event=bus_down role=feeder cause=%r", repr(exc))
 
-    async def publish(client: coredis.Redis[bytes]) -> None:
+    async def publish() -> None:
+        """Ticks out on a connection of their own (``_resp``): each lap's commands are written
+        at once, their answers read by ``confirm`` meanwhile (see ``IN_FLIGHT_LAPS``)."""
         while True:
-            await publisher.ready.wait()
-            publisher.ready = trio.Event()
-            frames, publisher.pending = publisher.pending, {}
-            packed = {i: pack(i, f.text, seq) for i, (f, seq) in frames.items()}
             try:
                 with trio.fail_after(bus.timeout_s):
-                    async with client.pipeline(transaction=False) as pipe:
-                        for edge, wanted in routes.items():
-                            batch = [data for i, data in packed.items() if i in wanted]
-                            if batch:
-                                pipe.publish(f"{prefix}:edge:{edge}", b"".join(batch))
-                        pipe.hset(f"{prefix}:last", {i: f.text for i, (f, _) in frames.items()})
+                    conn = await RespConnection.open(bus.url)
+                async with conn:
+                    await publish_on(conn)
             except BUS_ERRORS as exc:
-                report(False, exc)  # these ticks are lost for the edges (they are stale)
+                report(False, exc)  # the ticks not published are lost for the edges (stale)
                 await trio.sleep(bus.heartbeat_s)
-            else:
+
+    async def publish_on(conn: RespConnection) -> None:
+        failed: list[BaseException] = []
+        window = InFlight()
+
+        async def write() -> None:
+            while True:
+                await publisher.ready.wait()
+                await window.room()
+                publisher.ready = trio.Event()
+                frames, publisher.pending = publisher.pending, {}
+                if not frames:
+                    continue
+                commands = publish_commands(prefix, routes, frames)
+                window.sent(len(commands))
+                with trio.fail_after(bus.timeout_s):
+                    await conn.send(commands)
+
+        async def confirm() -> None:
+            """Read the answers: one overdue by ``timeout_s`` is a lost bus."""
+            while True:
+                await window.awaiting()
+                with trio.fail_after(bus.timeout_s):
+                    replies = await conn.read()
+                window.answered(len(replies))
                 report(True)
+
+        async def guarded(task: Callable[[], Awaitable[None]]) -> None:
+            try:
+                await task()
+            except BUS_ERRORS as exc:  # the first failure ends both (no exception group)
+                failed.append(exc)
+                nursery.cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(guarded, write)
+            nursery.start_soon(guarded, confirm)
+        raise failed[0]
 
     async def heartbeat(client: coredis.Redis[bytes]) -> None:
         while True:
@@ -187,6 +290,7 @@ async def run_feeder(
                     await read_demand(client)
             except BUS_ERRORS as exc:
                 report(False, exc)  # demand is kept as it was: an outage releases nothing
+                _fresh_connections(client, exc)
             else:
                 report(True)
             with trio.move_on_after(bus.heartbeat_s):
@@ -229,7 +333,7 @@ async def run_feeder(
 
     client = _client(ctx)
     async with client, trio.open_nursery() as nursery:
-        nursery.start_soon(publish, client)
+        nursery.start_soon(publish)
         nursery.start_soon(heartbeat, client)
         nursery.start_soon(listen_demand, client)
         log.info("event=bus_started role=feeder url=%s", _safe_url(bus.url))
@@ -256,8 +360,8 @@ class EdgeSource:
         self.seq: dict[str, int] = {}
         """Instrument -> the sequence number of the last tick handed to the hub."""
         self.feeder: dict[str, Any] | None = None
-        self.pubsub: Any = None
-        """coredis's pub/sub (once Redis was reachable): re-subscribes after a reconnect."""
+        self.subscribed = False
+        """Whether ``read_feed`` is subscribed to this edge's channel now."""
         hub.source = self
 
     def want(self, instruments: list[str]) -> None:
@@ -329,8 +433,8 @@ class EdgeSource:
     async def sync(self, client: coredis.Redis[bytes]) -> None:
         """One round trip: read the feeder's state, rewrite this edge's demand, and for
         instruments new here, fetch their latest ticks, tell the feeder, confirm them."""
-        if self.pubsub is None:
-            raise trio.TooSlowError  # not subscribed to our channel yet: the bus counts as down
+        if not self.subscribed:
+            raise trio.TooSlowError  # not subscribed to our channel now: the bus counts as down
         prefix = self.prefix
         key = f"{prefix}:demand:{self.id}"
         demand = list(self.demand)
@@ -366,6 +470,7 @@ class EdgeSource:
                 # until nothing succeeded for ``expiry_s``, and never while this process's own
                 # event loop is the slow one (a crowd of clients connecting): those clients
                 # must not be told the bus is gone.
+                _fresh_connections(client, exc)
                 slow = isinstance(exc, trio.TooSlowError)
                 busy = await _loop_lag() >= BUSY_LAG_S
                 stale = trio.current_time() - self.last_ok >= bus.expiry_s
@@ -382,6 +487,44 @@ class EdgeSource:
             with trio.move_on_after(bus.heartbeat_s):
                 await self.changed.wait()
 
+    async def read_feed(self) -> None:
+        """The feeder's batches for this edge, on a connection of their own (``_resp``),
+        subscribed again after any failure. A connection silent for a heartbeat is asked
+        (``PING``) and must answer within ``timeout_s``: a half-open connection is found."""
+        bus = self.ctx.cfg.bus
+        channel = f"{self.prefix}:edge:{self.id}"
+        while True:
+            try:
+                with trio.fail_after(bus.timeout_s):
+                    conn = await RespConnection.open(bus.url)
+                async with conn:
+                    with trio.fail_after(bus.timeout_s):
+                        await conn.send([("SUBSCRIBE", channel)])
+                        replies = await conn.read()
+                    self.subscribed = True
+                    self.changed.set()  # the heartbeat fetches what was missed meanwhile
+                    while True:
+                        self._on_replies(replies)
+                        with trio.move_on_after(bus.heartbeat_s):
+                            replies = await conn.read()
+                            continue
+                        with trio.fail_after(bus.timeout_s):
+                            await conn.send([("PING",)])
+                            replies = await conn.read()
+            except BUS_ERRORS as exc:
+                if self.subscribed:
+                    log.warning("event=bus_feed_lost role=edge cause=%r", repr(exc))
+                self.subscribed = False
+                self.changed.set()
+                await trio.sleep(bus.heartbeat_s)
+
+    def _on_replies(self, replies: list[Any]) -> None:
+        batches = [
+            r[2] for r in replies if isinstance(r, list) and len(r) == 3 and r[0] == b"message"
+        ]
+        if batches:
+            self.on_batches(batches)
+
 
 async def run_edge(ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatus[None]) -> None:
     source = EdgeSource(ctx, hub)
@@ -392,36 +535,7 @@ async def run_edge(ctx: ServiceContext, hub: Hub, *, task_status: trio.TaskStatu
     task_status.started()
     async with client, trio.open_nursery() as nursery:
         nursery.start_soon(source.heartbeat, client)
-        # entering waits (retrying) until Redis is reachable; it then reconnects by itself
-        async with _pubsub(client, [f"{source.prefix}:edge:{source.id}"]) as pubsub:
-            source.pubsub = pubsub
-            source.changed.set()
-            # Read here rather than with coredis's per-channel handlers: coredis re-subscribes
-            # after a reconnect without the handlers (seen with 6.9).
-            while True:
-                message = await pubsub.get_message()
-                batches = [message["data"]] if _is_batch(message) else []
-                batches += [m["data"] for m in _waiting(pubsub) if _is_batch(m)]
-                if batches:
-                    source.on_batches(batches)
-
-
-def _is_batch(message: Any) -> bool:
-    return message is not None and message["type"] == "message"
-
-
-def _waiting(pubsub: Any) -> list[Any]:
-    """The messages coredis already read from Redis, without waiting (each ``get_message``
-    would wait for a turn of the event loop). Uses coredis's buffer when it is there (6.9);
-    else nothing, and the backlog is read one message per lap."""
-    stream = getattr(pubsub, "_receive_stream", None)
-    taken: list[Any] = []
-    while stream is not None:
-        try:
-            taken.append(stream.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            break
-    return taken
+        nursery.start_soon(source.read_feed)
 
 
 _HEAD = struct.Struct(">HIQ")

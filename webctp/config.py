@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from . import _affinity
+from . import _affinity, _busurl
 from .sim import SimSettings
 
 if sys.version_info >= (3, 11):
@@ -305,8 +305,11 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f'{where}: bus.publish needs md.upstream = "shared"')
     if cfg.server.mode == "md-edge" and not cfg.bus.url:
         raise ConfigError(f"{where}: mode md-edge needs bus.url")
-    if cfg.bus.url and not cfg.bus.url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{where}: bus.url: expected redis://host:port/db")
+    if cfg.bus.url:
+        try:
+            _busurl.parse_url(cfg.bus.url)
+        except ValueError as exc:  # the message names no credential
+            raise ConfigError(f"{where}: bus.url: {exc} (redis://host:port/db)") from None
     for name in ("heartbeat_s", "timeout_s"):
         if not getattr(cfg.bus, name) > 0:
             raise ConfigError(f"{where}: bus.{name}: must be positive")

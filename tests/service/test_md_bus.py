@@ -4,7 +4,9 @@ network blip without any client action."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator
@@ -27,12 +29,14 @@ from .test_md_shared import subscribe, ticks_of
 class Redis:
     """A private redis-server on a free loopback port, no persistence, in a temp dir."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra: str) -> None:
         if shutil.which("redis-server") is None:  # never skipped: the bus needs a real Redis
             pytest.fail(
                 "redis-server is not installed: apt-get install redis-server (.ci/run does)"
             )
         self.folder = folder
+        self.extra = list(extra)
+        """More redis-server arguments (``--requirepass``, ``--unixsocket``)."""
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
@@ -57,6 +61,7 @@ class Redis:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self.extra,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -70,6 +75,12 @@ class Redis:
                 await stream.aclose()
                 return
 
+    @property
+    def password(self) -> str:
+        if "--requirepass" not in self.extra:
+            return ""
+        return self.extra[self.extra.index("--requirepass") + 1]
+
     async def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
@@ -79,7 +90,9 @@ class Redis:
     async def command(self, *args: str) -> str:
         """A command through redis-cli (part of the redis-server package's dependencies)."""
         done = await trio.run_process(
-            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], capture_stdout=True
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
+            capture_stdout=True,
+            env={**os.environ, **({"REDISCLI_AUTH": self.password} if self.password else {})},
         )
         return done.stdout.decode()
 
@@ -197,6 +210,103 @@ async def test_network_blip_recovers(cfg: Config, redis: Redis) -> None:
             await redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
             await trio.sleep(0.5)
             await ticks_of(c, wanted)
+
+
+async def test_stalled_redis_recovers(cfg: Config, redis: Redis) -> None:
+    """Redis stops answering without closing anything (SIGSTOP: the connections stay open,
+    nothing is read): the edge's client is told, and the feed comes back by itself when Redis
+    answers again (the feeder's unanswered commands and the edge's silent channel are both
+    caught by their deadlines)."""
+    async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
+        wanted = await some_instruments(feeder, 2)
+        async with connect(edge.ws_port, "/md/") as c:
+            await md_login(c)
+            await subscribe(c, wanted, 1)
+            await ticks_of(c, wanted)
+            assert redis.proc is not None
+            redis.proc.send_signal(signal.SIGSTOP)
+            try:
+                down = await state(c, "disconnected")
+                assert "bus" in down["SessionState"]["Detail"]
+            finally:
+                redis.proc.send_signal(signal.SIGCONT)
+            await state(c, "ready")
+            c.seen.clear()
+            await ticks_of(c, wanted)
+
+
+class Blackhole:
+    """A TCP relay to Redis that can go silent: ``silence()`` makes every connection through it
+    stop passing bytes either way while staying open (a half-open path: no reset, no close),
+    including any made until ``restore()``; connections made after that pass again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.generation = 0
+        self.silent = False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def silence(self) -> None:
+        self.generation += 1
+        self.silent = True
+
+    def restore(self) -> None:
+        self.silent = False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await trio.serve_listeners(self.relay, listeners)
+
+    async def relay(self, client: trio.SocketStream) -> None:
+        generation = self.generation
+        if self.silent:
+            await trio.sleep_forever()
+        server = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+        async with client, server, trio.open_nursery() as nursery:
+            nursery.start_soon(self.pipe, client, server, generation)
+            nursery.start_soon(self.pipe, server, client, generation)
+
+    async def pipe(self, a: trio.SocketStream, b: trio.SocketStream, generation: int) -> None:
+        while data := await a.receive_some(65536):
+            if generation != self.generation:
+                await trio.sleep_forever()  # silenced: hold the bytes, keep the socket open
+            await b.send_all(data)
+
+
+@pytest.mark.parametrize("side", ["edge", "feeder"])
+async def test_silent_connection_is_replaced(cfg: Config, redis: Redis, side: str) -> None:
+    """The edge's (or the feeder's) path to Redis goes silent without any reset: the edge's
+    client is told, and once the path works again ticks flow again, on new connections (a
+    reader or a publisher that kept waiting on the old ones would pass nothing, ever)."""
+    hole = Blackhole(redis.port)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hole.run)
+        edge, feeder_ = edge_cfg(cfg, redis), feeder_cfg(cfg, redis)
+        if side == "edge":
+            edge = replace(edge, bus={"url": hole.url, **BUS})
+        else:
+            feeder_ = replace(feeder_, bus={"url": hole.url, "publish": True, **BUS})
+        async with running(feeder_) as feeder, running(edge) as info:
+            wanted = await some_instruments(feeder, 2)
+            async with connect(info.ws_port, "/md/") as c:
+                await md_login(c)
+                await subscribe(c, wanted, 1)
+                await ticks_of(c, wanted)
+                hole.silence()
+                down = await state(c, "disconnected")
+                detail = down["SessionState"]["Detail"]
+                assert ("bus" if side == "edge" else "feeder") in detail, detail
+                hole.restore()
+                await state(c, "ready")
+                c.seen.clear()
+                await ticks_of(c, wanted)
+        nursery.cancel_scope.cancel()
 
 
 async def serve(
