@@ -121,7 +121,8 @@ async def test_nothing_listening(tmp_path: Path) -> None:
 
 async def test_tls(tmp_path: Path) -> None:
     """``rediss://`` with the certificate checked against the URL's CA; without that CA the
-    same check refuses the server (coredis's rules for the same URL, ``_busurl``)."""
+    server is refused, with ``ssl_cert_reqs=required`` and by default alike, and accepted
+    only with ``ssl_cert_reqs=none`` (coredis's rules for the same URL, ``_busurl``)."""
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
     files = {name: tmp_path / f"{name}.pem" for name in ("ca", "cert", "key")}
@@ -138,7 +139,12 @@ async def test_tls(tmp_path: Path) -> None:
         async with await RespConnection.open(url) as conn:
             await conn.send([("PING",)])
             assert await conn.replies(1) == [b"PONG"]
-        with pytest.raises(BusConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
-            await RespConnection.open(base)
+        for unknown_ca in (base, f"rediss://127.0.0.1:{redis.port}/0"):  # required, default
+            with pytest.raises(BusConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+                await RespConnection.open(unknown_ca)
+        unchecked = f"rediss://127.0.0.1:{redis.port}/0?ssl_cert_reqs=none"
+        async with await RespConnection.open(unchecked) as conn:
+            await conn.send([("PING",)])
+            assert await conn.replies(1) == [b"PONG"]
     finally:
         await redis.stop()
