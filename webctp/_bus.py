@@ -160,34 +160,34 @@ class InFlight:
     """The feeder's unanswered commands, bounded in laps (``IN_FLIGHT_LAPS``)."""
 
     def __init__(self) -> None:
-        self.commands = 0
         self.laps: deque[int] = deque()
-        self._changed = trio.Event()
+        """Unanswered commands of each lap, oldest first (none is ever 0)."""
+        self._sent = trio.Event()
+        self._answered = trio.Event()
 
     def sent(self, commands: int) -> None:
         self.laps.append(commands)
-        self.commands += commands
-        self._changed.set()
+        self._sent.set()
 
     def answered(self, n: int) -> None:
-        self.commands -= n
-        while self.laps and n >= self.laps[0]:
-            n -= self.laps.popleft()
-        if self.laps:
-            self.laps[0] -= n
-        self._changed.set()
-
-    async def _wait(self) -> None:
-        self._changed = trio.Event()
-        await self._changed.wait()
+        laps = self.laps
+        while laps and n >= laps[0]:
+            n -= laps.popleft()
+        if laps:
+            laps[0] -= n
+        self._answered.set()
 
     async def room(self) -> None:
+        """Until fewer than ``IN_FLIGHT_LAPS`` laps wait for answers (the publisher)."""
         while len(self.laps) >= IN_FLIGHT_LAPS:
-            await self._wait()
+            self._answered = trio.Event()
+            await self._answered.wait()
 
     async def awaiting(self) -> None:
-        while not self.commands:
-            await self._wait()
+        """Until some command waits for its answer (the reader of the answers)."""
+        while not self.laps:
+            self._sent = trio.Event()
+            await self._sent.wait()
 
 
 def publish_commands(

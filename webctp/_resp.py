@@ -106,7 +106,8 @@ class RespConnection:
         return out
 
     async def replies(self, n: int) -> list[Any]:
-        """Exactly the next ``n`` replies (nothing else may be expected meanwhile)."""
+        """The next ``n`` replies, and any that came with them in the last read (for
+        answers to commands of one's own, when nothing else is expected)."""
         out: list[Any] = []
         while len(out) < n:
             out += await self.read()
