@@ -147,6 +147,17 @@ async def state(c: Client, value: str) -> dict[str, Any]:
     return frame
 
 
+@asynccontextmanager
+async def ticking(port: int, wanted: list[str]) -> AsyncIterator[Client]:
+    """A client of the /md/ on ``port``, logged in, subscribed to ``wanted`` and getting
+    ticks of each."""
+    async with connect(port, "/md/") as c:
+        await md_login(c)
+        await subscribe(c, wanted, 1)
+        await ticks_of(c, wanted)
+        yield c
+
+
 async def until(condition: Any, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
         while not condition():
@@ -183,17 +194,14 @@ async def test_edge_serves_md_from_the_feeder(cfg: Config, redis: Redis) -> None
 async def test_redis_restart_recovers_without_client_action(cfg: Config, redis: Redis) -> None:
     async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
         wanted = await some_instruments(feeder, 2)
-        async with connect(edge.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with ticking(edge.ws_port, wanted) as c:
             await redis.stop()  # everything Redis held is gone (no persistence)
             down = await state(c, "disconnected")
             assert "bus" in down["SessionState"]["Detail"]
             await redis.start()
             await state(c, "ready")
             # fresh ticks again: the edge rewrote its demand, the feeder read it,
-            # coredis re-subscribed the edge's channels
+            # the edge's reader subscribed its channel again
             c.seen.clear()
             await ticks_of(c, wanted)
 
@@ -201,10 +209,7 @@ async def test_redis_restart_recovers_without_client_action(cfg: Config, redis: 
 async def test_network_blip_recovers(cfg: Config, redis: Redis) -> None:
     async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
         wanted = await some_instruments(feeder, 2)
-        async with connect(edge.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with ticking(edge.ws_port, wanted) as c:
             # every client connection of Redis dropped at once (feeder's and edge's)
             await redis.command("CLIENT", "KILL", "TYPE", "pubsub")
             await redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
@@ -219,10 +224,7 @@ async def test_stalled_redis_recovers(cfg: Config, redis: Redis) -> None:
     caught by their deadlines)."""
     async with running(feeder_cfg(cfg, redis)) as feeder, running(edge_cfg(cfg, redis)) as edge:
         wanted = await some_instruments(feeder, 2)
-        async with connect(edge.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with ticking(edge.ws_port, wanted) as c:
             assert redis.proc is not None
             redis.proc.send_signal(signal.SIGSTOP)
             try:
@@ -267,10 +269,11 @@ class Blackhole:
         generation = self.generation
         if self.silent:
             await trio.sleep_forever()
-        server = await trio.open_tcp_stream("127.0.0.1", self.target_port)
-        async with client, server, trio.open_nursery() as nursery:
-            nursery.start_soon(self.pipe, client, server, generation)
-            nursery.start_soon(self.pipe, server, client, generation)
+        async with client:
+            server = await trio.open_tcp_stream("127.0.0.1", self.target_port)
+            async with server, trio.open_nursery() as nursery:
+                nursery.start_soon(self.pipe, client, server, generation)
+                nursery.start_soon(self.pipe, server, client, generation)
 
     async def pipe(self, a: trio.SocketStream, b: trio.SocketStream, generation: int) -> None:
         while data := await a.receive_some(65536):
@@ -294,10 +297,7 @@ async def test_silent_connection_is_replaced(cfg: Config, redis: Redis, side: st
             feeder_ = replace(feeder_, bus={"url": hole.url, "publish": True, **BUS})
         async with running(feeder_) as feeder, running(edge) as info:
             wanted = await some_instruments(feeder, 2)
-            async with connect(info.ws_port, "/md/") as c:
-                await md_login(c)
-                await subscribe(c, wanted, 1)
-                await ticks_of(c, wanted)
+            async with ticking(info.ws_port, wanted) as c:
                 hole.silence()
                 down = await state(c, "disconnected")
                 detail = down["SessionState"]["Detail"]
@@ -321,10 +321,7 @@ async def test_feeder_restart_recovers(cfg: Config, redis: Redis) -> None:
         first = trio.CancelScope()
         feeder: ServiceInfo = await nursery.start(serve, feeder_cfg(cfg, redis), first)
         wanted = await some_instruments(feeder, 2)
-        async with connect(edge.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with ticking(edge.ws_port, wanted) as c:
             first.cancel()  # the feeder stops: its key expires, the edge's client is told
             down = await state(c, "disconnected")
             assert "feeder" in down["SessionState"]["Detail"]
@@ -343,14 +340,10 @@ async def test_edge_restart_releases_and_resumes(cfg: Config, redis: Redis) -> N
     async with running(feeder_cfg(cfg, redis)) as feeder:
         wanted = await some_instruments(feeder, 2)
         upstream = feeder.ctx.md_hub.source
-        async with running(edge_cfg(cfg, redis)) as edge, connect(edge.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with running(edge_cfg(cfg, redis)) as edge, ticking(edge.ws_port, wanted):
+            pass  # ticks of each instrument came through this edge
         # the edge died with its client's subscriptions: its demand key expires, the feeder
         # releases the instruments
         await until(lambda: not upstream.subscribed["md"])
-        async with running(edge_cfg(cfg, redis)) as edge2, connect(edge2.ws_port, "/md/") as c:
-            await md_login(c)
-            await subscribe(c, wanted, 1)
-            await ticks_of(c, wanted)
+        async with running(edge_cfg(cfg, redis)) as edge2, ticking(edge2.ws_port, wanted):
+            pass  # and through the new one, from the same feeder
