@@ -1745,13 +1745,46 @@ import * as ctp from "/web/webctp.js";
   }
 
   // ------------------------------------------------------------------ depth
-  /** Five levels a side of the selected instrument; the user's working orders at each price. */
+  /** Five levels a side of the selected instrument; the user's working orders at each price.
+   *  The ten rows are made once and updated in place on each tick, so a depth price that has
+   *  the keyboard focus (or the pointer) keeps it while the market moves. */
+  const depthRows = []; // asks 5..1, then bids 1..5; emptied when no instrument has a tick
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+  function setAttr(node, name, value) {
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
+  function depthRow(side, n) {
+    const r = { side, n, id: null, price: null };
+    const dir = side === "Ask" ? "0" : "1"; // an ask price buys, a bid price sells
+    r.btn = el("button", { type: "button", class: "px-btn", "data-testid": "depth-price", "data-side": side.toLowerCase(), "data-level": String(n) });
+    r.btn.addEventListener("click", () => { if (r.id && validPrice(r.price)) fillTicketAt(r.id, dir, r.price); });
+    r.label = el("th", { scope: "row", class: side === "Ask" ? "side-sell" : "side-buy" });
+    r.px = el("td", { class: "num" });
+    r.vol = el("span");
+    r.bar = el("td", { class: "num bar" }, r.vol);
+    r.mine = el("td", { class: "num mine", "data-testid": "depth-mine" });
+    r.tr = el("tr", { class: side === "Ask" ? "ask-row" : "bid-row", "data-testid": "depth-row", "data-side": side.toLowerCase(), "data-level": String(n) },
+      r.label, r.px, r.bar, r.mine);
+    return r;
+  }
   function renderDepth() {
     const body = $("depth-body");
     const id = state.selected;
     const d = id ? state.ticks.get(id) : null;
-    body.textContent = "";
-    if (!d) return;
+    if (!d) {
+      body.textContent = "";
+      depthRows.length = 0;
+      return;
+    }
+    if (!depthRows.length) {
+      for (let n = 5; n >= 1; n--) depthRows.push(depthRow("Ask", n));
+      for (let n = 1; n <= 5; n++) depthRows.push(depthRow("Bid", n));
+      depthRows[4].tr.classList.add("mid");
+      body.textContent = "";
+      for (const r of depthRows) body.append(r.tr);
+    }
     const mine = new Map(); // "0|price" buy orders, "1|price" sell orders -> lots left
     for (const o of state.orders.values()) {
       if (o.InstrumentID !== id || !WORKING.has(o.OrderStatus) || o.OrderPriceType === "1") continue;
@@ -1760,28 +1793,29 @@ import * as ctp from "/web/webctp.js";
     }
     let maxVol = 1;
     for (let n = 1; n <= 5; n++) maxVol = Math.max(maxVol, d[`AskVolume${n}`] || 0, d[`BidVolume${n}`] || 0);
-    const row = (side, n) => {
+    for (const r of depthRows) {
+      const { side, n } = r;
       const price = d[`${side}Price${n}`];
       const vol = d[`${side}Volume${n}`] || 0;
       const has = validPrice(price);
-      // Ask prices buy (red in CN convention, but shown in the fall colour of the ask side).
-      const dir = side === "Ask" ? "0" : "1";
       const own = has ? mine.get(`${side === "Ask" ? "1" : "0"}|${price}`) || 0 : 0;
       const label = T(side === "Ask" ? "ask_level" : "bid_level", { n });
-      const btn = has ? el("button", { type: "button", class: "px-btn", "data-testid": "depth-price", "data-side": side.toLowerCase(),
-        "data-level": String(n), "data-price": String(price), text: fmtPrice(price, id),
-        "aria-label": `${label} ${fmtPrice(price, id)}: ${side === "Ask" ? T("buy_at_ask") : T("sell_at_bid")}` }) : null;
-      if (btn) btn.addEventListener("click", () => fillTicketAt(id, dir, price));
-      const tr = el("tr", { class: side === "Ask" ? "ask-row" : "bid-row", "data-testid": "depth-row", "data-side": side.toLowerCase(), "data-level": String(n) },
-        el("th", { scope: "row", class: side === "Ask" ? "side-sell" : "side-buy", text: label }),
-        el("td", { class: "num" }, btn || "—"),
-        el("td", { class: "num bar", style: `--w:${has ? Math.round((vol / maxVol) * 100) : 0}%` }, el("span", { text: has ? fmtInt(vol) : "" })),
-        el("td", { class: "num mine", "data-testid": "depth-mine", text: own ? String(own) : "" }));
-      return tr;
-    };
-    for (let n = 5; n >= 1; n--) body.append(row("Ask", n));
-    body.lastElementChild.classList.add("mid");
-    for (let n = 1; n <= 5; n++) body.append(row("Bid", n));
+      r.id = id;
+      r.price = has ? price : null;
+      setText(r.label, label);
+      if (has) {
+        const text = fmtPrice(price, id);
+        setText(r.btn, text);
+        setAttr(r.btn, "data-price", String(price));
+        setAttr(r.btn, "aria-label", `${label} ${text}: ${side === "Ask" ? T("buy_at_ask") : T("sell_at_bid")}`);
+        if (r.btn.parentNode !== r.px) r.px.replaceChildren(r.btn);
+      } else if (r.btn.parentNode === r.px || !r.px.textContent) {
+        r.px.replaceChildren("—"); // an empty level: nothing to click
+      }
+      r.bar.style.setProperty("--w", `${has ? Math.round((vol / maxVol) * 100) : 0}%`);
+      setText(r.vol, has ? fmtInt(vol) : "");
+      setText(r.mine, own ? String(own) : "");
+    }
   }
 
   // ------------------------------------------------------------------ order ticket

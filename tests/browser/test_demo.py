@@ -277,8 +277,8 @@ class Demo:
         )
 
     def click_depth(self, side: str, level: int) -> float:
-        """Click a depth price; the price it showed when clicked. The depth is drawn again on
-        every tick, so a price read first and clicked after may be another level's by then: the
+        """Click a depth price; the price it showed when clicked. The depth's prices change on
+        every tick, so a price read first and clicked after may be another one by then: the
         click and the read are one step in the page."""
         price: float = self.page.locator(
             f"[data-testid=depth-price][data-side={side}][data-level='{level}']"
@@ -398,6 +398,15 @@ def test_desktop_terminal(desktop: Demo) -> None:
     bid1 = page.locator("[data-testid=depth-price][data-side=bid][data-level='1']")
     bid1.click()
     expect(d.tid("ticket-sell")).to_be_checked()
+    # a depth price keeps the keyboard focus while ticks arrive: the rows change in place
+    bid1.focus()
+    held = bid1.element_handle()
+    seen = row.get_attribute("data-time")
+    expect(row).not_to_have_attribute("data-time", seen or "")
+    seen = row.get_attribute("data-time")
+    expect(row).not_to_have_attribute("data-time", seen or "")
+    assert held.evaluate("(b) => b.isConnected && document.activeElement === b")
+    expect(bid1).to_be_focused()
 
     lower, upper, tick = d.limits()
     assert tick > 0 and lower < upper
@@ -852,6 +861,7 @@ def test_phone_layout(phone: Demo) -> None:
     no_sideways_scroll()
     # one column, large touch targets
     for loc in (row, d.tid("mtab-trade"), page.locator("[data-testid=depth-price]").first):
+        expect(loc).to_be_visible()
         box = loc.bounding_box()
         assert box is not None and box["height"] >= 40, box
     d.shot("market")
