@@ -1225,7 +1225,7 @@ import * as ctp from "/web/webctp.js";
       const key = `${r.InstrumentID}|${r.PosiDirection}|${r.HedgeFlag}`;
       let a = map.get(key);
       if (!a) {
-        a = { InstrumentID: r.InstrumentID, ExchangeID: r.ExchangeID, PosiDirection: r.PosiDirection, Position: 0, Today: 0,
+        a = { InstrumentID: r.InstrumentID, ExchangeID: r.ExchangeID, PosiDirection: r.PosiDirection, HedgeFlag: r.HedgeFlag, Position: 0, Today: 0,
           PositionCost: 0, OpenCost: 0, UseMargin: 0, PositionProfit: 0, LongFrozen: 0, ShortFrozen: 0,
           TodayClosable: 0, YdClosable: 0 };
         map.set(key, a);
@@ -1246,10 +1246,24 @@ import * as ctp from "/web/webctp.js";
     return [...map.values()].filter((a) => a.Position > 0)
       .sort((x, y) => x.InstrumentID.localeCompare(y.InstrumentID, "en", { numeric: true }) || x.PosiDirection.localeCompare(y.PosiDirection));
   }
+  /** Put new rows in a table body drawn again on each change (positions move with every
+   *  tick of a held instrument), keeping the keyboard focus: a focused control is found again
+   *  in the new rows by its row's data-key and its own data-testid. */
+  function refill(body, rows) {
+    const a = document.activeElement;
+    const tr = a && a !== body && body.contains(a) ? a.closest("tr[data-key]") : null;
+    const key = tr ? tr.dataset.key : null;
+    const tid = tr ? a.dataset.testid : null;
+    body.replaceChildren(...rows);
+    if (key === null || !tid) return;
+    const again = rows.find((r) => r.dataset.key === key);
+    const node = again ? again.querySelector(`[data-testid="${tid}"]`) : null;
+    if (node && !node.disabled) node.focus({ preventScroll: true });
+  }
   function renderPositions() {
     const body = $("positions-body");
     const rows = aggregatePositions();
-    body.textContent = "";
+    const trs = [];
     let livePnl = 0;
     for (const a of rows) {
       const info = instrumentInfo(a.InstrumentID);
@@ -1273,7 +1287,8 @@ import * as ctp from "/web/webctp.js";
         disabled: !td.ready || closable < a.Position, "aria-label": `${T("btn_reverse")} ${a.InstrumentID} ${T(sideKey)}` });
       closeBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], false); });
       revBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], true); });
-      const tr = el("tr", { "data-testid": "position-row", "data-instrument": a.InstrumentID, "data-direction": side.toLowerCase(), "data-position": String(a.Position) },
+      const tr = el("tr", { "data-testid": "position-row", "data-key": `${a.InstrumentID}|${a.PosiDirection}|${a.HedgeFlag}`, "data-instrument": a.InstrumentID,
+          "data-direction": side.toLowerCase(), "data-position": String(a.Position) },
         el("th", { scope: "row" }, el("strong", { text: a.InstrumentID })),
         el("td", { class: long ? "side-buy" : "side-sell", "data-field": "side", text: T(sideKey) }),
         el("td", { class: "num", "data-field": "position", text: fmtInt(a.Position) }),
@@ -1293,8 +1308,9 @@ import * as ctp from "/web/webctp.js";
         $("ticket-volume").value = String(Math.max(1, closable));
         updateTicketSummary();
       });
-      body.append(tr);
+      trs.push(tr);
     }
+    refill(body, trs);
     $("positions-count").textContent = rows.length ? String(rows.length) : "";
     $("close-all").disabled = !td.ready || !rows.length;
     state.livePnl = livePnl;
@@ -1384,7 +1400,7 @@ import * as ctp from "/web/webctp.js";
     const body = $("orders-body");
     const workingOnly = $("orders-working-only").checked;
     const list = [...state.orders.entries()].sort((x, y) => y[1]._seq - x[1]._seq);
-    body.textContent = "";
+    const trs = [];
     let working = 0;
     for (const [key, o] of list) {
       const isWorking = WORKING.has(o.OrderStatus);
@@ -1423,8 +1439,9 @@ import * as ctp from "/web/webctp.js";
         if (ev.target.closest("button")) return;
         setTicketInstrument(o.InstrumentID);
       });
-      body.append(tr);
+      trs.push(tr);
     }
+    refill(body, trs);
     $("orders-count").textContent = state.orders.size ? `${working}/${state.orders.size}` : "";
     updateTicketEnabled();
     renderDepth();

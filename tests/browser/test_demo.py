@@ -581,8 +581,16 @@ def test_desktop_terminal(desktop: Demo) -> None:
     expect(row).to_have_attribute("data-subscribed", "true")
 
     # --- position actions: close (SHFE: today's lots with Close today), reverse, close all
-    expect(long_rb.get_by_test_id("position-close")).to_be_enabled()
-    long_rb.get_by_test_id("position-close").click()
+    # the positions table is drawn again on every tick of a held instrument; a focused button
+    # in it keeps the keyboard focus, and Enter closes the position
+    close_rb = long_rb.get_by_test_id("position-close")
+    expect(close_rb).to_be_enabled()
+    close_rb.focus()
+    for _ in range(2):
+        seen = row.get_attribute("data-time")
+        expect(row).not_to_have_attribute("data-time", seen or "")
+    expect(close_rb).to_be_focused()
+    page.keyboard.press("Enter")
     expect(long_rb).to_have_count(0)
     page.get_by_test_id("tab-trades").click()
     expect(
