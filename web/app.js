@@ -109,6 +109,14 @@ import * as ctp from "/web/webctp.js";
     for (const c of children) if (c !== null && c !== undefined) node.append(c);
     return node;
   }
+  /** Write only what changed: a node rewritten on every tick with the same text is announced
+   *  again by screen readers and costs a layout. */
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+  function setAttr(node, name, value) {
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
   /** CTP sends DBL_MAX for unset prices (md ticks are mapped to 0 by the gateway already). */
   function validPrice(x) {
     return typeof x === "number" && isFinite(x) && x !== 0 && Math.abs(x) < 1e300;
@@ -1081,7 +1089,7 @@ import * as ctp from "/web/webctp.js";
     const c = row.cells;
     const set = (f, text, cls) => {
       const cell = f === "bid" || f === "ask" ? row.pxButtons[f] : c[f];
-      if (cell.textContent !== text) cell.textContent = text;
+      setText(cell, text);
       if (cls !== undefined) {
         cell.classList.toggle("up", cls === "up");
         cell.classList.toggle("down", cls === "down");
@@ -1225,7 +1233,7 @@ import * as ctp from "/web/webctp.js";
       const key = `${r.InstrumentID}|${r.PosiDirection}|${r.HedgeFlag}`;
       let a = map.get(key);
       if (!a) {
-        a = { InstrumentID: r.InstrumentID, ExchangeID: r.ExchangeID, PosiDirection: r.PosiDirection, HedgeFlag: r.HedgeFlag, Position: 0, Today: 0,
+        a = { key, InstrumentID: r.InstrumentID, ExchangeID: r.ExchangeID, PosiDirection: r.PosiDirection, Position: 0, Today: 0,
           PositionCost: 0, OpenCost: 0, UseMargin: 0, PositionProfit: 0, LongFrozen: 0, ShortFrozen: 0,
           TodayClosable: 0, YdClosable: 0 };
         map.set(key, a);
@@ -1251,7 +1259,7 @@ import * as ctp from "/web/webctp.js";
    *  in the new rows by its row's data-key and its own data-testid. */
   function refill(body, rows) {
     const a = document.activeElement;
-    const tr = a && a !== body && body.contains(a) ? a.closest("tr[data-key]") : null;
+    const tr = a && body.contains(a) ? a.closest("tr[data-key]") : null;
     const key = tr ? tr.dataset.key : null;
     const tid = tr ? a.dataset.testid : null;
     body.replaceChildren(...rows);
@@ -1287,7 +1295,7 @@ import * as ctp from "/web/webctp.js";
         disabled: !td.ready || closable < a.Position, "aria-label": `${T("btn_reverse")} ${a.InstrumentID} ${T(sideKey)}` });
       closeBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], false); });
       revBtn.addEventListener("click", (ev) => { ev.stopPropagation(); closePositions([a], true); });
-      const tr = el("tr", { "data-testid": "position-row", "data-key": `${a.InstrumentID}|${a.PosiDirection}|${a.HedgeFlag}`, "data-instrument": a.InstrumentID,
+      const tr = el("tr", { "data-testid": "position-row", "data-key": a.key, "data-instrument": a.InstrumentID,
           "data-direction": side.toLowerCase(), "data-position": String(a.Position) },
         el("th", { scope: "row" }, el("strong", { text: a.InstrumentID })),
         el("td", { class: long ? "side-buy" : "side-sell", "data-field": "side", text: T(sideKey) }),
@@ -1766,12 +1774,6 @@ import * as ctp from "/web/webctp.js";
    *  The ten rows are made once and updated in place on each tick, so a depth price that has
    *  the keyboard focus (or the pointer) keeps it while the market moves. */
   const depthRows = []; // asks 5..1, then bids 1..5; emptied when no instrument has a tick
-  function setText(node, text) {
-    if (node.textContent !== text) node.textContent = text;
-  }
-  function setAttr(node, name, value) {
-    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
-  }
   function depthRow(side, n) {
     const r = { side, n, id: null, price: null };
     const dir = side === "Ask" ? "0" : "1"; // an ask price buys, a bid price sells
